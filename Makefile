@@ -1,0 +1,43 @@
+# VFIO migration series: project verbs.  Run as root on Debian 12; the
+# first run installs what it needs and fills the cache
+# ($${XDG_CACHE_HOME:-~/.cache}/vfio-mig, override with VFIO_MIG_CACHE).
+.PHONY: help demo test build assemble vm edit refresh export clean-cache
+
+help:
+	@sed -n 's/^## //p' $(MAKEFILE_LIST)
+
+## make demo          main job: build, boot the patched kernel, show it working
+demo:
+	@tooling/demo
+
+## make test          all tests (host checks, KUnit, kselftests); ends 'N passed, N failed'
+test:
+	@tooling/test
+
+## make build         assemble the tree and build kernel, headers, kselftests
+build:
+	@tooling/build
+
+## make assemble      only assemble the tree (base + new files + patches/)
+assemble:
+	@tooling/assemble
+
+## make vm CMD='...'  run a command inside the test VM on the built kernel
+vm:
+	@tooling/vm -- bash -c '$(CMD)'
+
+## make edit          git tree of the series (one commit per patch) to edit 6.12 files
+edit:
+	@tooling/series edit
+
+## make refresh       write the edit tree's commits back into patches/ and new files
+refresh:
+	@tooling/series refresh
+
+## make export        git format-patch --cover-letter of the series (OUT=dir)
+export:
+	@tooling/series export $(OUT)
+
+## make clean-cache   delete the cache (base, trees, build output, ccache)
+clean-cache:
+	@. tooling/lib.sh && rm -rf "$$CACHE"

@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * Dirty page tracking for the VFIO type1 IOMMU backend.
+ *
+ * See vfio_dirty.c for the invariants.
+ */
+#ifndef __VFIO_DIRTY_H
+#define __VFIO_DIRTY_H
+
+#include <linux/types.h>
+
+/**
+ * struct vfio_dirty_report - writes dirty ranges into a user's bitmap
+ * @ubitmap: the user's bitmap, @nbits bits in whole u64 words, zeroed by
+ *	     the user before the call
+ * @iova: IOVA of the page that bit 0 stands for
+ * @nbits: number of pages (bits) the report covers
+ * @pgshift: log2 of the bitmap's page size
+ * @win: window of @WIN_BITS output bits, in user (u64 word) layout
+ * @win_base: output bit held by bit 0 of @win, a multiple of the window size
+ * @lo: first u64 word of @win holding a set bit
+ * @hi: one past the last u64 word of @win holding a set bit
+ * @flushed: one past the highest output bit written to user memory so far
+ *
+ * Output bits are gathered in a kernel window and copied out when the
+ * report moves past it, so a sparse report writes only the words that hold
+ * set bits and a dense one copies whole runs of words.
+ */
+struct vfio_dirty_report {
+	u64 __user *ubitmap;
+	u64 iova;
+	u64 nbits;
+	unsigned int pgshift;
+	unsigned long *win;
+	u64 win_base;
+	unsigned int lo;
+	unsigned int hi;
+	u64 flushed;
+};
+
+int vfio_dirty_report_init(struct vfio_dirty_report *rep, u64 __user *ubitmap,
+			   u64 iova, u64 size, unsigned int pgshift);
+int vfio_dirty_report_add(struct vfio_dirty_report *rep, u64 iova, u64 size);
+int vfio_dirty_report_finish(struct vfio_dirty_report *rep);
+void vfio_dirty_report_destroy(struct vfio_dirty_report *rep);
+
+#endif /* __VFIO_DIRTY_H */

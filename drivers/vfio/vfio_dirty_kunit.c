@@ -1,0 +1,301 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * KUnit tests for the VFIO type1 dirty page tracker.
+ *
+ * Reports are written into real user memory (kunit_vm_mmap()) and read back
+ * whole, so every test checks each bit of the user's bitmap, not only the
+ * ones it expects to be set.
+ */
+
+#include <kunit/test.h>
+#include <linux/bitmap.h>
+#include <linux/mman.h>
+#include <linux/sizes.h>
+#include <linux/uaccess.h>
+
+#include "vfio_dirty.h"
+
+#define UBITS	1024			/* bits in the user bitmaps of most tests */
+#define CANARY	0x5a5a5a5a5a5a5a5aULL	/* a word the report must not write */
+
+struct ubitmap {
+	u64 __user *user;
+	u64 *got;		/* what the user memory holds after the test */
+	unsigned long *want;	/* what it should hold */
+	size_t words;
+};
+
+/* A user bitmap of @nbits bits, zero until written. */
+static u64 __user *ubitmap_map(struct kunit *test, u64 nbits, unsigned long prot)
+{
+	unsigned long addr;
+
+	addr = kunit_vm_mmap(test, NULL, 0, DIV_ROUND_UP(nbits, 64) * sizeof(u64),
+			     prot, MAP_ANONYMOUS | MAP_PRIVATE, 0);
+	KUNIT_ASSERT_NE_MSG(test, addr, 0, "no user memory for the bitmap");
+	return (u64 __user *)addr;
+}
+
+/* A user bitmap small enough to compare whole with a kernel copy. */
+static void ubitmap_init(struct kunit *test, struct ubitmap *ub, size_t nbits,
+			 unsigned long prot)
+{
+	ub->words = DIV_ROUND_UP(nbits, 64);
+	ub->user = ubitmap_map(test, nbits, prot);
+	ub->got = kunit_kcalloc(test, ub->words, sizeof(u64), GFP_KERNEL);
+	ub->want = kunit_kcalloc(test, BITS_TO_LONGS(ub->words * 64),
+				 sizeof(unsigned long), GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, ub->got);
+	KUNIT_ASSERT_NOT_NULL(test, ub->want);
+}
+
+static void ubitmap_fill(struct kunit *test, struct ubitmap *ub, u64 val)
+{
+	size_t i;
+
+	for (i = 0; i < ub->words; i++)
+		KUNIT_ASSERT_EQ(test, put_user(val, ub->user + i), 0);
+}
+
+/* Compare every word of the user's bitmap with @want (user layout). */
+static void ubitmap_expect(struct kunit *test, struct ubitmap *ub)
+{
+	u64 want;
+	size_t i;
+
+	KUNIT_ASSERT_EQ(test, copy_from_user(ub->got, ub->user,
+					     ub->words * sizeof(u64)), 0);
+	for (i = 0; i < ub->words; i++) {
+		bitmap_to_arr64(&want, ub->want + i * (64 / BITS_PER_LONG), 64);
+		KUNIT_EXPECT_EQ_MSG(test, ub->got[i], want, "u64 word %zu", i);
+	}
+}
+
+static void report_start(struct kunit *test, struct vfio_dirty_report *rep,
+			 struct ubitmap *ub, u64 iova, u64 size,
+			 unsigned int pgshift)
+{
+	KUNIT_ASSERT_EQ(test, vfio_dirty_report_init(rep, ub->user, iova, size,
+						     pgshift), 0);
+}
+
+static void report_end(struct kunit *test, struct vfio_dirty_report *rep)
+{
+	KUNIT_EXPECT_EQ(test, vfio_dirty_report_finish(rep), 0);
+	vfio_dirty_report_destroy(rep);
+}
+
+static const unsigned int pgshifts[] = { 12, 13, 16, 21, 30 };
+
+static void pgshift_desc(const unsigned int *shift, char *desc)
+{
+	snprintf(desc, KUNIT_PARAM_DESC_SIZE, "pgsize 2^%u", *shift);
+}
+
+KUNIT_ARRAY_PARAM(pgshift, pgshifts, pgshift_desc);
+
+/* One dirty page at every bit offset 0..127 lands on exactly its bit. */
+static void report_bit_placement(struct kunit *test)
+{
+	unsigned int shift = *(const unsigned int *)test->param_value;
+	u64 pgsize = 1ULL << shift, base = 7ULL * SZ_1G * 1024;
+	struct vfio_dirty_report rep;
+	struct ubitmap ub;
+	unsigned int bit;
+
+	ubitmap_init(test, &ub, 128, PROT_READ | PROT_WRITE);
+	for (bit = 0; bit < 128; bit++) {
+		ubitmap_fill(test, &ub, 0);
+		bitmap_zero(ub.want, 128);
+		report_start(test, &rep, &ub, base, 128 * pgsize, shift);
+		/* one byte in the middle of the page, and the page itself */
+		KUNIT_EXPECT_EQ(test, vfio_dirty_report_add(&rep, base + bit * pgsize +
+							    pgsize / 2, 1), 0);
+		KUNIT_EXPECT_EQ(test, vfio_dirty_report_add(&rep, base + bit * pgsize,
+							    pgsize), 0);
+		report_end(test, &rep);
+		__set_bit(bit, ub.want);
+		ubitmap_expect(test, &ub);
+	}
+}
+
+/* Runs of every start 0..127 and several lengths set exactly their bits. */
+static void report_run_placement(struct kunit *test)
+{
+	static const unsigned int lens[] = { 1, 2, 31, 63, 64, 65, 127, 128, 700 };
+	unsigned int shift = *(const unsigned int *)test->param_value;
+	u64 pgsize = 1ULL << shift;
+	struct vfio_dirty_report rep;
+	unsigned int start, i;
+	struct ubitmap ub;
+
+	ubitmap_init(test, &ub, UBITS, PROT_READ | PROT_WRITE);
+	for (start = 0; start < 128; start++) {
+		for (i = 0; i < ARRAY_SIZE(lens); i++) {
+			ubitmap_fill(test, &ub, 0);
+			bitmap_zero(ub.want, UBITS);
+			report_start(test, &rep, &ub, 0, UBITS * pgsize, shift);
+			KUNIT_EXPECT_EQ(test, vfio_dirty_report_add(&rep, start * pgsize,
+								    lens[i] * pgsize), 0);
+			report_end(test, &rep);
+			bitmap_set(ub.want, start, lens[i]);
+			ubitmap_expect(test, &ub);
+		}
+	}
+}
+
+/* Parts of a range outside the report are dropped, at both ends. */
+static void report_clipping(struct kunit *test)
+{
+	u64 iova = SZ_1M, size = 100 * SZ_4K;
+	struct vfio_dirty_report rep;
+	struct ubitmap ub;
+
+	ubitmap_init(test, &ub, 128, PROT_READ | PROT_WRITE);
+	ubitmap_fill(test, &ub, 0);
+	report_start(test, &rep, &ub, iova, size, 12);
+	/* entirely before, entirely after, empty */
+	KUNIT_EXPECT_EQ(test, vfio_dirty_report_add(&rep, 0, iova), 0);
+	KUNIT_EXPECT_EQ(test, vfio_dirty_report_add(&rep, iova + size, SZ_1G), 0);
+	KUNIT_EXPECT_EQ(test, vfio_dirty_report_add(&rep, iova + SZ_4K, 0), 0);
+	/* straddling the start and the end */
+	KUNIT_EXPECT_EQ(test, vfio_dirty_report_add(&rep, iova - SZ_8K, 3 * SZ_4K), 0);
+	KUNIT_EXPECT_EQ(test, vfio_dirty_report_add(&rep, iova + size - SZ_4K, SZ_1M), 0);
+	report_end(test, &rep);
+	bitmap_zero(ub.want, 128);
+	__set_bit(0, ub.want);
+	__set_bit(99, ub.want);
+	ubitmap_expect(test, &ub);
+}
+
+/* A report size that is not a multiple of the page size covers its tail. */
+static void report_partial_last_page(struct kunit *test)
+{
+	struct vfio_dirty_report rep;
+	struct ubitmap ub;
+
+	ubitmap_init(test, &ub, 64, PROT_READ | PROT_WRITE);
+	ubitmap_fill(test, &ub, 0);
+	report_start(test, &rep, &ub, 0, SZ_2M * 3 + SZ_4K, 21);
+	KUNIT_EXPECT_EQ(test, vfio_dirty_report_add(&rep, SZ_2M * 3 + 100, 1), 0);
+	KUNIT_EXPECT_EQ(test, vfio_dirty_report_add(&rep, SZ_2M * 4, SZ_4K), 0);
+	report_end(test, &rep);
+	bitmap_zero(ub.want, 64);
+	__set_bit(3, ub.want);
+	ubitmap_expect(test, &ub);
+}
+
+/* Coarse pages: a bit is set when any byte of its page is dirty. */
+static void report_folding(struct kunit *test)
+{
+	struct vfio_dirty_report rep;
+	struct ubitmap ub;
+
+	ubitmap_init(test, &ub, 256, PROT_READ | PROT_WRITE);
+	ubitmap_fill(test, &ub, 0);
+	report_start(test, &rep, &ub, 0, 256ULL * SZ_2M, 21);
+	KUNIT_EXPECT_EQ(test, vfio_dirty_report_add(&rep, 5 * SZ_2M + SZ_4K * 511, SZ_4K), 0);
+	/* one 4 KiB page straddling bits 9 and 10 */
+	KUNIT_EXPECT_EQ(test, vfio_dirty_report_add(&rep, 10 * SZ_2M - SZ_2K, SZ_4K), 0);
+	/* last byte of bit 70, first byte of bit 200 */
+	KUNIT_EXPECT_EQ(test, vfio_dirty_report_add(&rep, 71ULL * SZ_2M - 1, 1), 0);
+	KUNIT_EXPECT_EQ(test, vfio_dirty_report_add(&rep, 200ULL * SZ_2M, 1), 0);
+	report_end(test, &rep);
+	bitmap_zero(ub.want, 256);
+	__set_bit(5, ub.want);
+	__set_bit(9, ub.want);
+	__set_bit(10, ub.want);
+	__set_bit(70, ub.want);
+	__set_bit(200, ub.want);
+	ubitmap_expect(test, &ub);
+}
+
+/*
+ * Sparse: words without set bits are not written (the canary survives in
+ * the gap between two windows), and windows visited out of order are merged.
+ */
+static void report_sparse_and_unordered(struct kunit *test)
+{
+	unsigned int wbits = PAGE_SIZE * BITS_PER_BYTE, nbits = 4 * wbits;
+	struct vfio_dirty_report rep;
+	struct ubitmap ub;
+	u64 word;
+
+	ubitmap_init(test, &ub, nbits, PROT_READ | PROT_WRITE);
+	ubitmap_fill(test, &ub, CANARY);
+	KUNIT_ASSERT_EQ(test, put_user(0ULL, ub.user + 0), 0);
+	KUNIT_ASSERT_EQ(test, put_user(0ULL, ub.user + 3 * wbits / 64 + 1), 0);
+	report_start(test, &rep, &ub, 0, (u64)nbits << 12, 12);
+	KUNIT_EXPECT_EQ(test, vfio_dirty_report_add(&rep, 3ULL * SZ_4K, SZ_4K), 0);
+	KUNIT_EXPECT_EQ(test, vfio_dirty_report_add(&rep, (3ULL * wbits + 65) << 12,
+						    SZ_4K), 0);
+	/* back into the first window, after it was copied out */
+	KUNIT_EXPECT_EQ(test, vfio_dirty_report_add(&rep, 9ULL * SZ_4K, SZ_4K), 0);
+	report_end(test, &rep);
+
+	KUNIT_ASSERT_EQ(test, get_user(word, ub.user + 0), 0);
+	KUNIT_EXPECT_EQ(test, word, BIT_ULL(3) | BIT_ULL(9));
+	KUNIT_ASSERT_EQ(test, get_user(word, ub.user + 3 * wbits / 64 + 1), 0);
+	KUNIT_EXPECT_EQ(test, word, BIT_ULL(1));
+	KUNIT_ASSERT_EQ(test, get_user(word, ub.user + 1), 0);
+	KUNIT_EXPECT_EQ(test, word, CANARY);
+	KUNIT_ASSERT_EQ(test, get_user(word, ub.user + wbits / 64), 0);
+	KUNIT_EXPECT_EQ(test, word, CANARY);
+	KUNIT_ASSERT_EQ(test, get_user(word, ub.user + 3 * wbits / 64), 0);
+	KUNIT_EXPECT_EQ(test, word, CANARY);
+}
+
+/* The top of the 64-bit IOVA space: nothing wraps. */
+static void report_top_of_iova_space(struct kunit *test)
+{
+	u64 size = SZ_1G * 1024ULL, iova = 0 - size;	/* last TiB */
+	u64 nbits = size >> 12, word;
+	u64 __user *user = ubitmap_map(test, nbits, PROT_READ | PROT_WRITE);
+	struct vfio_dirty_report rep;
+
+	KUNIT_ASSERT_EQ(test, vfio_dirty_report_init(&rep, user, iova, size, 12), 0);
+	KUNIT_EXPECT_EQ(test, vfio_dirty_report_add(&rep, U64_MAX - 10, 11), 0);
+	KUNIT_EXPECT_EQ(test, vfio_dirty_report_add(&rep, iova - SZ_4K, SZ_8K), 0);
+	report_end(test, &rep);
+	KUNIT_ASSERT_EQ(test, get_user(word, user + nbits / 64 - 1), 0);
+	KUNIT_EXPECT_EQ(test, word, BIT_ULL(63));
+	KUNIT_ASSERT_EQ(test, get_user(word, user + nbits / 64 - 2), 0);
+	KUNIT_EXPECT_EQ(test, word, 0);
+	KUNIT_ASSERT_EQ(test, get_user(word, user), 0);
+	KUNIT_EXPECT_EQ(test, word, BIT_ULL(0));
+}
+
+/* A bitmap the user cannot write gives -EFAULT. */
+static void report_read_only_bitmap(struct kunit *test)
+{
+	struct vfio_dirty_report rep;
+	struct ubitmap ub;
+
+	ubitmap_init(test, &ub, 64, PROT_READ);
+	report_start(test, &rep, &ub, 0, 64 * SZ_4K, 12);
+	KUNIT_EXPECT_EQ(test, vfio_dirty_report_add(&rep, 0, SZ_4K), 0);
+	KUNIT_EXPECT_EQ(test, vfio_dirty_report_finish(&rep), -EFAULT);
+	vfio_dirty_report_destroy(&rep);
+}
+
+static struct kunit_case vfio_dirty_report_cases[] = {
+	KUNIT_CASE_PARAM(report_bit_placement, pgshift_gen_params),
+	KUNIT_CASE_PARAM(report_run_placement, pgshift_gen_params),
+	KUNIT_CASE(report_clipping),
+	KUNIT_CASE(report_partial_last_page),
+	KUNIT_CASE(report_folding),
+	KUNIT_CASE(report_sparse_and_unordered),
+	KUNIT_CASE(report_top_of_iova_space),
+	KUNIT_CASE(report_read_only_bitmap),
+	{}
+};
+
+static struct kunit_suite vfio_dirty_report_suite = {
+	.name = "vfio_dirty_report",
+	.test_cases = vfio_dirty_report_cases,
+};
+
+kunit_test_suites(&vfio_dirty_report_suite);
+
+MODULE_DESCRIPTION("KUnit tests for the VFIO type1 dirty page tracker");
+MODULE_LICENSE("GPL");

@@ -1,0 +1,73 @@
+# shellcheck shell=bash
+# Common settings for the project tooling. Sourced, never run.
+set -euo pipefail
+
+TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+TOOLING=$TOP/tooling
+CACHE=${VFIO_MIG_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vfio-mig}
+BASE_PKG=linux-source-6.12
+BASE_TARBALL=/usr/src/$BASE_PKG.tar.xz
+JOBS=${JOBS:-$(($(nproc) + 1))}
+
+# Debian packages the tooling needs (build, VM, tests).
+DEPS="$BASE_PKG build-essential bc bison flex libelf-dev libssl-dev cpio
+      python3 ccache qemu-system-x86 qemu-utils git rsync sparse kmod procps"
+
+say() { printf '>> %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+ensure_deps() {
+	local missing=() p
+	for p in $DEPS; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' ||
+			missing+=("$p")
+	done
+	[ ${#missing[@]} -eq 0 ] && return 0
+	[ "$(id -u)" = 0 ] || die "missing packages (run as root to install): ${missing[*]}"
+	say "installing: ${missing[*]}"
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+		"${missing[@]}" >/dev/null
+}
+
+base_version() {
+	dpkg-query -W -f='${Version}' "$BASE_PKG"
+}
+
+# Serialise everything that writes the shared cache (assembled tree, build
+# output): two checkouts may use the same cache.  The lock is dropped when
+# the process exits, so an interrupted run never leaves it held.
+lock_cache() {
+	[ "${VFIO_MIG_LOCKED:-}" = "$CACHE" ] && return 0   # a parent holds it
+	mkdir -p "$CACHE"
+	exec 9>"$CACHE/lock"
+	flock -n 9 || { say "waiting for another run to release $CACHE/lock"; flock 9; }
+	export VFIO_MIG_LOCKED=$CACHE
+}
+
+# Paths derived from the base version: set by base_paths after ensure_base.
+base_paths() {
+	BASE_VER=$(base_version)
+	KVER=${BASE_VER%%-*}
+	BASE=$CACHE/base-$BASE_VER/linux
+	TREE=$CACHE/tree-$BASE_VER
+	KOUT=$CACHE/build-$BASE_VER
+	GITBASE=$CACHE/git-$BASE_VER
+}
+
+# A git repository holding the pristine base as one commit, tagged "base";
+# the edit and export trees are worktrees of it.
+GIT_IDENT=(-c user.name="VFIO migration series" -c user.email="vfio-migration@example.org")
+ensure_gitbase() {
+	[ -f "$GITBASE/.git/refs/tags/base" ] && return 0
+	say "creating $GITBASE (the base as a git commit; once)"
+	rm -rf "$GITBASE.tmp"
+	cp -a "$BASE" "$GITBASE.tmp"
+	chmod -R u+w "$GITBASE.tmp"
+	git -C "$GITBASE.tmp" init -q -b pristine
+	git -C "$GITBASE.tmp" add -A -f     # Debian's .gitignore ignores the top level
+	git -C "$GITBASE.tmp" "${GIT_IDENT[@]}" commit -q -m "Linux $KVER (Debian $BASE_PKG $BASE_VER)"
+	git -C "$GITBASE.tmp" tag base
+	mv "$GITBASE.tmp" "$GITBASE"
+	git -C "$GITBASE" worktree prune
+}
