@@ -47,7 +47,7 @@ static inline long sysfs_read_long(const char *path)
 /* The group number behind a sysfs device directory, or -1. */
 static inline int sysfs_iommu_group(const char *devdir)
 {
-	char link[PATH_MAX], target[PATH_MAX];
+	char link[PATH_MAX + 16], target[PATH_MAX];
 	ssize_t n;
 
 	snprintf(link, sizeof(link), "%s/iommu_group", devdir);
