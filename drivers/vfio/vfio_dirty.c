@@ -2,6 +2,28 @@
 /*
  * Dirty page tracking for the VFIO type1 IOMMU backend.
  *
+ * What is tracked: one struct vfio_dirty per mapping (struct vfio_dma) holds
+ * the pages a device may have written since the last report that covered
+ * them: pages written with vfio_dma_rw() and pages unpinned by a vendor
+ * driver.  Pages pinned right now are not kept here: type1 marks them at
+ * every report, because a device may write a pinned page at any time.
+ *
+ * What a bit means: a page is dirty when its bit is set in the bitmap of its
+ * chunk (VFIO_DIRTY_CHUNK_PAGES pages, one page of bits), when its chunk is
+ * VFIO_DIRTY_FULL, or when the whole mapping is marked @all.  Chunks without
+ * a dirty page have no entry and no memory, so a clean mapping of any size
+ * costs nothing and tracking memory grows with what gets dirty.  It is
+ * charged to the memory cgroup of the task that makes pages dirty.  When
+ * memory cannot be had, the tracker records more (the whole chunk, or the
+ * whole mapping), never less.
+ *
+ * When bits reset: only in vfio_dirty_clear(), which type1 calls for a range
+ * after its report reached the user whole.  A report never changes the
+ * tracker, so a failed report loses nothing.
+ *
+ * Locking: the owner serialises every call (type1 holds iommu->lock); the
+ * tracker has no lock of its own.  Allocations may sleep.
+ *
  * Reports: a report writes the dirty state of an IOVA range into a bitmap
  * the user owns.  Bit i stands for the page at iova + (i << pgshift); the
  * user zeroes the bitmap before the call, so words without a set bit are
@@ -9,13 +31,14 @@
  * when the report moves on, so a report costs about the number of u64 words
  * holding set bits, and a dense one copies whole runs of words at once.  A
  * range may be added in any order; a window revisited after it was copied
- * out is merged with what the user memory already holds.  Nothing in the
- * tracker changes while a report is written, so a report that faults on
- * the user's bitmap leaves every dirty bit in place for the next one.
+ * out is merged with what the user memory already holds.
  */
 
+#include <kunit/static_stub.h>
+#include <kunit/visibility.h>
 #include <linux/bitmap.h>
 #include <linux/export.h>
+#include <linux/find.h>
 #include <linux/minmax.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
@@ -24,6 +47,237 @@
 
 #define WIN_BITS	(PAGE_SIZE * BITS_PER_BYTE)
 #define WIN_WORDS	(WIN_BITS / 64)
+
+#define VFIO_DIRTY_CHUNK_SHIFT	(PAGE_SHIFT + 3)
+#define VFIO_DIRTY_CHUNK_PAGES	BIT_ULL(VFIO_DIRTY_CHUNK_SHIFT)
+#define VFIO_DIRTY_FULL		xa_mk_value(1)
+
+/* Bits of the chunk pages [first, last] (inclusive) of chunk @c. */
+struct vfio_dirty_span {
+	u64 base;		/* first page of the chunk */
+	unsigned int npages;	/* pages of the chunk inside the mapping */
+	unsigned int lo;	/* first bit of the span */
+	unsigned int hi;	/* last bit of the span */
+};
+
+static struct vfio_dirty_span vfio_dirty_span(struct vfio_dirty *d,
+					      unsigned long c, u64 first,
+					      u64 last)
+{
+	struct vfio_dirty_span sp;
+
+	sp.base = (u64)c << VFIO_DIRTY_CHUNK_SHIFT;
+	sp.npages = min_t(u64, VFIO_DIRTY_CHUNK_PAGES, d->npages - sp.base);
+	sp.lo = max(first, sp.base) - sp.base;
+	sp.hi = min(last, sp.base + sp.npages - 1) - sp.base;
+	return sp;
+}
+
+static bool vfio_dirty_span_whole(const struct vfio_dirty_span *sp)
+{
+	return !sp->lo && sp->hi == sp->npages - 1;
+}
+
+/* A zeroed bitmap for one chunk, or NULL. */
+VISIBLE_IF_KUNIT unsigned long *vfio_dirty_alloc_bits(void)
+{
+	KUNIT_STATIC_STUB_REDIRECT(vfio_dirty_alloc_bits);
+	return kzalloc(PAGE_SIZE, GFP_KERNEL_ACCOUNT);
+}
+EXPORT_SYMBOL_IF_KUNIT(vfio_dirty_alloc_bits);
+
+/* Store @entry for chunk @index; on failure the old entry stays. */
+VISIBLE_IF_KUNIT int vfio_dirty_store(struct vfio_dirty *d, unsigned long index,
+				      void *entry)
+{
+	KUNIT_STATIC_STUB_REDIRECT(vfio_dirty_store, d, index, entry);
+	return xa_err(xa_store(&d->chunks, index, entry, GFP_KERNEL_ACCOUNT));
+}
+EXPORT_SYMBOL_IF_KUNIT(vfio_dirty_store);
+
+static void vfio_dirty_free_entry(void *entry)
+{
+	if (!xa_is_value(entry))
+		kfree(entry);
+}
+
+/**
+ * vfio_dirty_init() - set up the (clean) dirty state of a mapping
+ * @d: the dirty state
+ * @size: bytes in the mapping, a multiple of PAGE_SIZE
+ *
+ * Allocates nothing: memory comes when pages become dirty.
+ */
+void vfio_dirty_init(struct vfio_dirty *d, u64 size)
+{
+	xa_init(&d->chunks);
+	d->npages = size >> PAGE_SHIFT;
+	d->all = false;
+}
+EXPORT_SYMBOL_GPL(vfio_dirty_init);
+
+static void vfio_dirty_free_chunks(struct vfio_dirty *d)
+{
+	unsigned long c;
+	void *entry;
+
+	xa_for_each(&d->chunks, c, entry)
+		vfio_dirty_free_entry(entry);
+	xa_destroy(&d->chunks);
+}
+
+/**
+ * vfio_dirty_destroy() - forget every dirty page of a mapping, free memory
+ * @d: the dirty state; clean and usable again afterwards
+ */
+void vfio_dirty_destroy(struct vfio_dirty *d)
+{
+	vfio_dirty_free_chunks(d);
+	d->all = false;
+}
+EXPORT_SYMBOL_GPL(vfio_dirty_destroy);
+
+/**
+ * vfio_dirty_mark_all() - mark every page of a mapping dirty
+ * @d: the dirty state
+ */
+void vfio_dirty_mark_all(struct vfio_dirty *d)
+{
+	vfio_dirty_free_chunks(d);
+	d->all = true;
+}
+EXPORT_SYMBOL_GPL(vfio_dirty_mark_all);
+
+/* Mark pages [first, last] (inclusive, inside the mapping) dirty. */
+static void vfio_dirty_mark_pages(struct vfio_dirty *d, u64 first, u64 last)
+{
+	unsigned long c;
+
+	for (c = first >> VFIO_DIRTY_CHUNK_SHIFT;
+	     !d->all && c <= last >> VFIO_DIRTY_CHUNK_SHIFT; c++) {
+		struct vfio_dirty_span sp = vfio_dirty_span(d, c, first, last);
+		unsigned long *bits = xa_load(&d->chunks, c);
+
+		if (bits == VFIO_DIRTY_FULL)
+			continue;
+		if (vfio_dirty_span_whole(&sp)) {
+			/* replacing an entry allocates nothing */
+			if (vfio_dirty_store(d, c, VFIO_DIRTY_FULL))
+				vfio_dirty_mark_all(d);
+			else
+				kfree(bits);
+			continue;
+		}
+		if (!bits) {
+			bits = vfio_dirty_alloc_bits();
+			if (!bits) {
+				/* no memory: the whole chunk is dirty */
+				if (vfio_dirty_store(d, c, VFIO_DIRTY_FULL))
+					vfio_dirty_mark_all(d);
+				continue;
+			}
+			if (vfio_dirty_store(d, c, bits)) {
+				kfree(bits);
+				vfio_dirty_mark_all(d);
+				continue;
+			}
+		}
+		bitmap_set(bits, sp.lo, sp.hi - sp.lo + 1);
+	}
+}
+
+/**
+ * vfio_dirty_mark() - mark a byte range of a mapping dirty
+ * @d: the dirty state
+ * @offset: first byte of the range, from the start of the mapping
+ * @len: bytes in the range; the range lies inside the mapping
+ *
+ * Every page the range touches becomes dirty.  Never fails: without memory
+ * the tracker marks more.
+ */
+void vfio_dirty_mark(struct vfio_dirty *d, u64 offset, u64 len)
+{
+	if (!len || d->all)
+		return;
+	vfio_dirty_mark_pages(d, offset >> PAGE_SHIFT,
+			      (offset + len - 1) >> PAGE_SHIFT);
+}
+EXPORT_SYMBOL_GPL(vfio_dirty_mark);
+
+/**
+ * vfio_dirty_clear() - mark a page range of a mapping clean
+ * @d: the dirty state
+ * @offset: first byte of the range, from the start of the mapping, page
+ *	    aligned
+ * @len: bytes in the range, a multiple of PAGE_SIZE; inside the mapping
+ *
+ * Called after the range was reported.  Pages outside the range keep their
+ * state.  Splitting a whole-chunk or whole-mapping mark needs memory; without
+ * it more than the range stays dirty.
+ */
+void vfio_dirty_clear(struct vfio_dirty *d, u64 offset, u64 len)
+{
+	u64 first = offset >> PAGE_SHIFT, last = (offset + len - 1) >> PAGE_SHIFT;
+	unsigned long c;
+	void *entry;
+
+	if (!len)
+		return;
+	if (!first && last == d->npages - 1) {
+		vfio_dirty_destroy(d);
+		return;
+	}
+	if (d->all) {
+		/* keep the rest of the mapping dirty, chunk by chunk */
+		vfio_dirty_free_chunks(d);
+		d->all = false;
+		if (first)
+			vfio_dirty_mark_pages(d, 0, first - 1);
+		if (last < d->npages - 1)
+			vfio_dirty_mark_pages(d, last + 1, d->npages - 1);
+		if (d->all)
+			return;
+	}
+	xa_for_each_range(&d->chunks, c, entry, first >> VFIO_DIRTY_CHUNK_SHIFT,
+			  last >> VFIO_DIRTY_CHUNK_SHIFT) {
+		struct vfio_dirty_span sp = vfio_dirty_span(d, c, first, last);
+		unsigned long *bits = entry;
+
+		if (vfio_dirty_span_whole(&sp)) {
+			xa_erase(&d->chunks, c);
+			vfio_dirty_free_entry(entry);
+			continue;
+		}
+		if (entry == VFIO_DIRTY_FULL) {
+			bits = vfio_dirty_alloc_bits();
+			if (!bits)
+				continue;	/* the chunk stays dirty */
+			bitmap_set(bits, 0, sp.npages);
+			if (vfio_dirty_store(d, c, bits)) {
+				kfree(bits);
+				continue;
+			}
+		}
+		bitmap_clear(bits, sp.lo, sp.hi - sp.lo + 1);
+		if (bitmap_empty(bits, sp.npages)) {
+			xa_erase(&d->chunks, c);
+			kfree(bits);
+		}
+	}
+}
+EXPORT_SYMBOL_GPL(vfio_dirty_clear);
+
+/**
+ * vfio_dirty_empty() - whether no page of a mapping is dirty
+ * @d: the dirty state
+ *
+ * Return: true when nothing is marked and no memory is held.
+ */
+bool vfio_dirty_empty(struct vfio_dirty *d)
+{
+	return !d->all && xa_empty(&d->chunks);
+}
+EXPORT_SYMBOL_GPL(vfio_dirty_empty);
 
 /**
  * vfio_dirty_report_init() - start a report into a user bitmap
@@ -149,3 +403,51 @@ void vfio_dirty_report_destroy(struct vfio_dirty_report *rep)
 	rep->win = NULL;
 }
 EXPORT_SYMBOL_GPL(vfio_dirty_report_destroy);
+
+/**
+ * vfio_dirty_report_map() - add a mapping's dirty pages to a report
+ * @rep: the report
+ * @d: the mapping's dirty state
+ * @map_iova: IOVA of the mapping
+ * @offset: first byte of the part to report, from the start of the mapping
+ * @len: bytes of the part to report, not zero; inside the mapping
+ *
+ * Changes nothing in @d.
+ *
+ * Return: 0, or -EFAULT if the user's bitmap could not be written.
+ */
+int vfio_dirty_report_map(struct vfio_dirty_report *rep, struct vfio_dirty *d,
+			  u64 map_iova, u64 offset, u64 len)
+{
+	u64 first = offset >> PAGE_SHIFT, last = (offset + len - 1) >> PAGE_SHIFT;
+	unsigned long c;
+	void *entry;
+	int ret = 0;
+
+	if (d->all)
+		return vfio_dirty_report_add(rep, map_iova + offset, len);
+
+	xa_for_each_range(&d->chunks, c, entry, first >> VFIO_DIRTY_CHUNK_SHIFT,
+			  last >> VFIO_DIRTY_CHUNK_SHIFT) {
+		struct vfio_dirty_span sp = vfio_dirty_span(d, c, first, last);
+		u64 iova = map_iova + (sp.base << PAGE_SHIFT);
+		unsigned int b, e;
+
+		if (entry == VFIO_DIRTY_FULL) {
+			ret = vfio_dirty_report_add(rep, iova + ((u64)sp.lo << PAGE_SHIFT),
+						    (u64)(sp.hi - sp.lo + 1) << PAGE_SHIFT);
+			if (ret)
+				return ret;
+			continue;
+		}
+		b = sp.lo;
+		for_each_set_bitrange_from(b, e, entry, sp.hi + 1) {
+			ret = vfio_dirty_report_add(rep, iova + ((u64)b << PAGE_SHIFT),
+						    (u64)(e - b) << PAGE_SHIFT);
+			if (ret)
+				return ret;
+		}
+	}
+	return ret;
+}
+EXPORT_SYMBOL_GPL(vfio_dirty_report_map);

@@ -8,6 +8,21 @@
 #define __VFIO_DIRTY_H
 
 #include <linux/types.h>
+#include <linux/xarray.h>
+
+/**
+ * struct vfio_dirty - dirty state of one mapping (struct vfio_dma)
+ * @chunks: chunk index -> bitmap of VFIO_DIRTY_CHUNK_PAGES pages, or
+ *	    VFIO_DIRTY_FULL when every page of the chunk is dirty; a chunk
+ *	    with no dirty page has no entry
+ * @npages: pages (PAGE_SIZE) in the mapping
+ * @all: every page of the mapping is dirty, whatever @chunks holds
+ */
+struct vfio_dirty {
+	struct xarray chunks;
+	u64 npages;
+	bool all;
+};
 
 /**
  * struct vfio_dirty_report - writes dirty ranges into a user's bitmap
@@ -38,10 +53,24 @@ struct vfio_dirty_report {
 	u64 flushed;
 };
 
+void vfio_dirty_init(struct vfio_dirty *d, u64 size);
+void vfio_dirty_destroy(struct vfio_dirty *d);
+void vfio_dirty_mark(struct vfio_dirty *d, u64 offset, u64 len);
+void vfio_dirty_mark_all(struct vfio_dirty *d);
+void vfio_dirty_clear(struct vfio_dirty *d, u64 offset, u64 len);
+bool vfio_dirty_empty(struct vfio_dirty *d);
+
 int vfio_dirty_report_init(struct vfio_dirty_report *rep, u64 __user *ubitmap,
 			   u64 iova, u64 size, unsigned int pgshift);
 int vfio_dirty_report_add(struct vfio_dirty_report *rep, u64 iova, u64 size);
 int vfio_dirty_report_finish(struct vfio_dirty_report *rep);
 void vfio_dirty_report_destroy(struct vfio_dirty_report *rep);
+int vfio_dirty_report_map(struct vfio_dirty_report *rep, struct vfio_dirty *d,
+			  u64 map_iova, u64 offset, u64 len);
+
+#if IS_ENABLED(CONFIG_KUNIT)
+unsigned long *vfio_dirty_alloc_bits(void);
+int vfio_dirty_store(struct vfio_dirty *d, unsigned long index, void *entry);
+#endif
 
 #endif /* __VFIO_DIRTY_H */

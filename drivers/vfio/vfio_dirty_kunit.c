@@ -4,9 +4,11 @@
  *
  * Reports are written into real user memory (kunit_vm_mmap()) and read back
  * whole, so every test checks each bit of the user's bitmap, not only the
- * ones it expects to be set.
+ * ones it expects to be set.  Allocation failures are injected with static
+ * stubs on the tracker's two allocating helpers.
  */
 
+#include <kunit/static_stub.h>
 #include <kunit/test.h>
 #include <linux/bitmap.h>
 #include <linux/mman.h>
@@ -278,6 +280,216 @@ static void report_read_only_bitmap(struct kunit *test)
 	vfio_dirty_report_destroy(&rep);
 }
 
+/*
+ * The tracker: mark, report, clear.  A mapping of TRK_PAGES pages (four
+ * chunks and a half) reported whole at 4 KiB into a user bitmap.
+ */
+#define CHUNK		(PAGE_SIZE * BITS_PER_BYTE)
+#define TRK_PAGES	(4 * CHUNK + CHUNK / 2)
+#define TRK_IOVA	(3ULL << 40)
+
+struct trk {
+	struct vfio_dirty d;
+	struct ubitmap ub;
+};
+
+static void trk_init(struct kunit *test, struct trk *t)
+{
+	vfio_dirty_init(&t->d, (u64)TRK_PAGES << PAGE_SHIFT);
+	ubitmap_init(test, &t->ub, TRK_PAGES, PROT_READ | PROT_WRITE);
+	bitmap_zero(t->ub.want, TRK_PAGES);
+}
+
+static void trk_mark(struct trk *t, u64 page, u64 npages)
+{
+	vfio_dirty_mark(&t->d, page << PAGE_SHIFT, npages << PAGE_SHIFT);
+	bitmap_set(t->ub.want, page, npages);
+}
+
+static void trk_clear(struct trk *t, u64 page, u64 npages)
+{
+	vfio_dirty_clear(&t->d, page << PAGE_SHIFT, npages << PAGE_SHIFT);
+	bitmap_clear(t->ub.want, page, npages);
+}
+
+/* Report [page, page + npages) and expect exactly @t->ub.want there. */
+static void trk_expect_range(struct kunit *test, struct trk *t, u64 page,
+			     u64 npages)
+{
+	struct vfio_dirty_report rep;
+	unsigned long *want = t->ub.want;
+	u64 i;
+
+	ubitmap_fill(test, &t->ub, 0);
+	KUNIT_ASSERT_EQ(test, vfio_dirty_report_init(&rep, t->ub.user,
+						     TRK_IOVA + (page << PAGE_SHIFT),
+						     npages << PAGE_SHIFT, PAGE_SHIFT), 0);
+	KUNIT_EXPECT_EQ(test, vfio_dirty_report_map(&rep, &t->d, TRK_IOVA,
+						    page << PAGE_SHIFT,
+						    npages << PAGE_SHIFT), 0);
+	report_end(test, &rep);
+	KUNIT_ASSERT_EQ(test, copy_from_user(t->ub.got, t->ub.user,
+					     t->ub.words * sizeof(u64)), 0);
+	for (i = 0; i < npages; i++) {
+		bool got = t->ub.got[i / 64] & BIT_ULL(i % 64);
+
+		KUNIT_EXPECT_EQ_MSG(test, got, test_bit(page + i, want),
+				    "page %llu", page + i);
+	}
+}
+
+static void trk_expect(struct kunit *test, struct trk *t)
+{
+	trk_expect_range(test, t, 0, TRK_PAGES);
+}
+
+static void trk_destroy(struct trk *t)
+{
+	vfio_dirty_destroy(&t->d);
+}
+
+/* Single pages, runs across chunk boundaries, the last page; byte ranges. */
+static void tracker_mark_report(struct kunit *test)
+{
+	struct trk t;
+
+	trk_init(test, &t);
+	KUNIT_EXPECT_TRUE(test, vfio_dirty_empty(&t.d));
+	trk_expect(test, &t);
+	trk_mark(&t, 0, 1);
+	trk_mark(&t, 63, 2);
+	trk_mark(&t, CHUNK - 3, 7);
+	trk_mark(&t, 3 * CHUNK + 100, 1);
+	trk_mark(&t, TRK_PAGES - 1, 1);
+	KUNIT_EXPECT_FALSE(test, vfio_dirty_empty(&t.d));
+	trk_expect(test, &t);
+	/* a report changes nothing: the same again */
+	trk_expect(test, &t);
+
+	/* a 2-byte write straddling pages 200 and 201 dirties both */
+	vfio_dirty_mark(&t.d, (201ULL << PAGE_SHIFT) - 1, 2);
+	bitmap_set(t.ub.want, 200, 2);
+	trk_expect(test, &t);
+	trk_destroy(&t);
+	KUNIT_EXPECT_TRUE(test, vfio_dirty_empty(&t.d));
+}
+
+/* Clearing a part keeps the rest; clearing everything frees everything. */
+static void tracker_clear(struct kunit *test)
+{
+	struct trk t;
+
+	trk_init(test, &t);
+	trk_mark(&t, 10, 3 * CHUNK);
+	trk_mark(&t, TRK_PAGES - 5, 5);
+	trk_clear(&t, 11, 1);
+	trk_clear(&t, CHUNK, CHUNK);		/* a whole chunk */
+	trk_clear(&t, 3 * CHUNK, 20);
+	trk_expect(test, &t);
+	/* reporting a part shows only that part */
+	trk_expect_range(test, &t, CHUNK - 64, 128);
+	trk_clear(&t, 0, TRK_PAGES - 5);
+	trk_expect(test, &t);
+	trk_clear(&t, TRK_PAGES - 5, 5);
+	trk_expect(test, &t);
+	KUNIT_EXPECT_TRUE(test, vfio_dirty_empty(&t.d));
+	trk_destroy(&t);
+}
+
+/* Whole chunks and whole mappings are split precisely when cleared. */
+static void tracker_split_marks(struct kunit *test)
+{
+	struct trk t;
+
+	trk_init(test, &t);
+	trk_mark(&t, 2 * CHUNK, CHUNK);		/* whole chunk: a marker */
+	trk_clear(&t, 2 * CHUNK + 7, 3);
+	trk_expect(test, &t);
+
+	vfio_dirty_mark_all(&t.d);
+	bitmap_set(t.ub.want, 0, TRK_PAGES);
+	trk_expect(test, &t);
+	trk_clear(&t, CHUNK / 2, 2 * CHUNK);
+	trk_clear(&t, TRK_PAGES - 1, 1);
+	trk_expect(test, &t);
+	trk_destroy(&t);
+}
+
+static unsigned long *alloc_bits_fails(void)
+{
+	return NULL;
+}
+
+static int store_fails(struct vfio_dirty *d, unsigned long index, void *entry)
+{
+	return -ENOMEM;
+}
+
+/* No memory for a chunk's bits: the whole chunk is dirty, never less. */
+static void tracker_no_memory_for_bits(struct kunit *test)
+{
+	struct trk t;
+
+	trk_init(test, &t);
+	trk_mark(&t, CHUNK + 5, 1);
+	kunit_activate_static_stub(test, vfio_dirty_alloc_bits, alloc_bits_fails);
+	vfio_dirty_mark(&t.d, (3ULL * CHUNK + 9) << PAGE_SHIFT, PAGE_SIZE);
+	bitmap_set(t.ub.want, 3 * CHUNK, CHUNK);
+	trk_mark(&t, CHUNK + 6, 1);		/* existing bits need nothing */
+	trk_expect(test, &t);
+
+	/* splitting the marker needs memory too: the chunk stays dirty */
+	vfio_dirty_clear(&t.d, (3ULL * CHUNK) << PAGE_SHIFT, PAGE_SIZE);
+	trk_expect(test, &t);
+	kunit_deactivate_static_stub(test, vfio_dirty_alloc_bits);
+
+	/* with memory back, the split is exact */
+	trk_clear(&t, 3 * CHUNK, CHUNK / 2);
+	trk_expect(test, &t);
+	trk_destroy(&t);
+}
+
+/* No memory for the index: the whole mapping is dirty, never less. */
+static void tracker_no_memory_for_index(struct kunit *test)
+{
+	struct trk t;
+
+	trk_init(test, &t);
+	trk_mark(&t, 7, 1);
+	kunit_activate_static_stub(test, vfio_dirty_store, store_fails);
+	vfio_dirty_mark(&t.d, (2ULL * CHUNK) << PAGE_SHIFT, PAGE_SIZE);
+	bitmap_set(t.ub.want, 0, TRK_PAGES);
+	trk_expect(test, &t);
+	/* splitting the mapping mark needs the index: all stays dirty */
+	vfio_dirty_clear(&t.d, 0, PAGE_SIZE);
+	trk_expect(test, &t);
+	kunit_deactivate_static_stub(test, vfio_dirty_store);
+	trk_clear(&t, 0, TRK_PAGES / 2);
+	trk_expect(test, &t);
+	trk_destroy(&t);
+}
+
+/* A report that cannot be written leaves every bit for the next one. */
+static void tracker_failed_report_keeps_bits(struct kunit *test)
+{
+	u64 __user *ro = ubitmap_map(test, TRK_PAGES, PROT_READ);
+	struct vfio_dirty_report rep;
+	struct trk t;
+
+	trk_init(test, &t);
+	trk_mark(&t, 1, 1);
+	trk_mark(&t, 3 * CHUNK, CHUNK);
+	KUNIT_ASSERT_EQ(test, vfio_dirty_report_init(&rep, ro, TRK_IOVA,
+						     (u64)TRK_PAGES << PAGE_SHIFT,
+						     PAGE_SHIFT), 0);
+	KUNIT_EXPECT_EQ(test, vfio_dirty_report_map(&rep, &t.d, TRK_IOVA, 0,
+						    (u64)TRK_PAGES << PAGE_SHIFT),
+			-EFAULT);
+	vfio_dirty_report_destroy(&rep);
+	trk_expect(test, &t);
+	trk_destroy(&t);
+}
+
 static struct kunit_case vfio_dirty_report_cases[] = {
 	KUNIT_CASE_PARAM(report_bit_placement, pgshift_gen_params),
 	KUNIT_CASE_PARAM(report_run_placement, pgshift_gen_params),
@@ -295,7 +507,23 @@ static struct kunit_suite vfio_dirty_report_suite = {
 	.test_cases = vfio_dirty_report_cases,
 };
 
-kunit_test_suites(&vfio_dirty_report_suite);
+static struct kunit_case vfio_dirty_tracker_cases[] = {
+	KUNIT_CASE(tracker_mark_report),
+	KUNIT_CASE(tracker_clear),
+	KUNIT_CASE(tracker_split_marks),
+	KUNIT_CASE(tracker_no_memory_for_bits),
+	KUNIT_CASE(tracker_no_memory_for_index),
+	KUNIT_CASE(tracker_failed_report_keeps_bits),
+	{}
+};
+
+static struct kunit_suite vfio_dirty_tracker_suite = {
+	.name = "vfio_dirty_tracker",
+	.test_cases = vfio_dirty_tracker_cases,
+};
+
+kunit_test_suites(&vfio_dirty_report_suite, &vfio_dirty_tracker_suite);
 
 MODULE_DESCRIPTION("KUnit tests for the VFIO type1 dirty page tracker");
 MODULE_LICENSE("GPL");
+MODULE_IMPORT_NS(EXPORTED_FOR_KUNIT_TESTING);

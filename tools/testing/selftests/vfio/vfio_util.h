@@ -172,6 +172,25 @@ fail_container:
 	return -err;
 }
 
+/* Open @group_id and add it to @container, which has its IOMMU set. */
+static inline int vfio_add_group(int container, int group_id, int *group)
+{
+	char path[64];
+	int err;
+
+	snprintf(path, sizeof(path), "/dev/vfio/%d", group_id);
+	*group = open(path, O_RDWR);
+	if (*group < 0)
+		return -errno;
+	if (ioctl(*group, VFIO_GROUP_SET_CONTAINER, &container)) {
+		err = -errno;
+		close(*group);
+		*group = -1;
+		return err;
+	}
+	return 0;
+}
+
 static inline int vfio_map(int container, uint64_t iova, void *vaddr,
 			   uint64_t size)
 {
@@ -195,6 +214,33 @@ static inline int vfio_unmap(int container, uint64_t iova, uint64_t size)
 	};
 
 	return ioctl(container, VFIO_IOMMU_UNMAP_DMA, &unmap) ? -errno : 0;
+}
+
+struct unmap_bitmap {
+	struct vfio_iommu_type1_dma_unmap unmap;
+	struct vfio_bitmap bitmap;
+};
+
+/* UNMAP_DMA with GET_DIRTY_BITMAP; *@unmapped gets the unmapped size. */
+static inline int vfio_unmap_bitmap(int container, uint64_t iova,
+				    uint64_t size, uint64_t pgsize,
+				    uint64_t *bitmap, uint64_t bitmap_size,
+				    uint64_t *unmapped)
+{
+	struct unmap_bitmap arg = {
+		.unmap.argsz = sizeof(arg),
+		.unmap.flags = VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP,
+		.unmap.iova = iova,
+		.unmap.size = size,
+		.bitmap.pgsize = pgsize,
+		.bitmap.size = bitmap_size,
+		.bitmap.data = (__u64 *)bitmap,
+	};
+	int ret = ioctl(container, VFIO_IOMMU_UNMAP_DMA, &arg) ? -errno : 0;
+
+	if (unmapped)
+		*unmapped = arg.unmap.size;
+	return ret;
 }
 
 /* VFIO_IOMMU_DIRTY_PAGES with only a flag (START, STOP). */
