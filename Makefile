@@ -1,7 +1,7 @@
 # VFIO migration series: project verbs.  Run as root on Debian 12; the
 # first run installs what it needs and fills the cache
 # ($${XDG_CACHE_HOME:-~/.cache}/vfio-mig, override with VFIO_MIG_CACHE).
-.PHONY: help demo test build assemble vm edit refresh export clean-cache
+.PHONY: help demo test bench build assemble vm edit refresh export clean-cache
 
 help:
 	@sed -n 's/^## //p' $(MAKEFILE_LIST)
@@ -13,6 +13,10 @@ demo:
 ## make test          all tests (host checks, KUnit, kselftests); ends 'N passed, N failed'
 test:
 	@tooling/test
+
+## make bench         benchmark: Linux 6.12 vs the series, side by side (ARGS='-r 11')
+bench:
+	@tooling/bench $(ARGS)
 
 ## make build         assemble the tree and build kernel, headers, kselftests
 build:

@@ -12,6 +12,9 @@
  *  - "mixed": both.  Detaching edu while tracking makes every mapped page
  *    dirty exactly once, which gives the tests bits that a wrong reset
  *    would lose.
+ *
+ * Pinned-page scope and vfio_dma_rw() need a device that pins and writes:
+ * vfio_dirty_pin_test.c, with the migdev sample driver.
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -362,12 +365,6 @@ TEST_F(mdev, huge_mapping)
 	EXPECT_TRUE(bits_are(bitmap, 0, 64, false));
 	munmap(bitmap, nbits / 8);
 	munmap(va, SZ_1T);
-}
-
-/* Pinned-page scope needs a device that pins: the migration sample driver. */
-TEST_F(mdev, pinned_scope_and_dma_rw)
-{
-	SKIP(return, "needs a vendor driver that pins and writes pages");
 }
 
 /* ---------------------------------------------------------------------- */

@@ -1,0 +1,1098 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * migdev: a mediated PCI device that can be live-migrated with the VFIO v1
+ * migration region, and that writes guest memory so that the type1 dirty
+ * page tracker has something to report.
+ *
+ * The device
+ *   PCI 1234:1e55, 256 bytes of config space, no capabilities, no
+ *   interrupts, BAR0: 4 KiB of registers (see REG_*).  It has 256 KiB of
+ *   internal state that changes with every DMA command.
+ *
+ * The DMA engine writes the pattern "u32 word k of the transfer is seed + k"
+ * (little endian) to guest IOVAs, through one of two paths that feed the
+ * dirty tracker differently:
+ *   CMD_WRITE_PIN  vfio_pin_pages() each page, kmap, write, unpin
+ *   CMD_WRITE_RW   vfio_dma_rw()
+ *   CMD_PIN        pin the pages and keep them pinned (a working set)
+ *   CMD_UNPIN      unpin the working set
+ * DMA needs the device open and running (-EBUSY otherwise).
+ *
+ * Host-side control, without a guest: debugfs, per device,
+ * /sys/kernel/debug/migdev/<mdev uuid>/
+ *   dma       write "pin|rw|keep|release IOVA LEN SEED" (numbers in C
+ *             notation): one DMA command; the write fails with its errno
+ *   step      write N: change N blocks of the internal state
+ *   checksum  read: crc32 of the device state (registers and internal
+ *             state), equal on source and destination after a migration
+ *   state     read: the device state itself, registers then internal state
+ *   pinned    read: number of pages in the working set
+ *
+ * The migration region (index VFIO_PCI_NUM_REGIONS, type 3, subtype 1)
+ *   0x0000  header, trapped, natural-width accesses only
+ *   0x1000  64 KiB data section, trapped and mmappable (sparse mmap cap)
+ * The stream is a sequence of records, each a struct migdev_rec followed
+ * by its payload: one per changed 4 KiB block of internal state (re-sent
+ * when it changes again during pre-copy), the registers at stop-and-copy,
+ * and an end record carrying the checksum, which the destination checks.
+ */
+
+#include <linux/crc32.h>
+#include <linux/debugfs.h>
+#include <linux/highmem.h>
+#include <linux/iommu.h>
+#include <linux/kernel.h>
+#include <linux/mdev.h>
+#include <linux/mm.h>
+#include <linux/module.h>
+#include <linux/pci_regs.h>
+#include <linux/slab.h>
+#include <linux/uaccess.h>
+#include <linux/vfio.h>
+#include <linux/vmalloc.h>
+
+#define MIGDEV_NAME		"migdev"
+#define MIGDEV_VENDOR		0x1234
+#define MIGDEV_DEVICE		0x1e55
+#define MIGDEV_MAX_DEVICES	8
+
+#define MIGDEV_OFFSET_SHIFT	40
+#define MIGDEV_OFFSET(index)	((u64)(index) << MIGDEV_OFFSET_SHIFT)
+#define MIGDEV_OFFSET_MASK	(MIGDEV_OFFSET(1) - 1)
+
+#define MIGDEV_CONFIG_SIZE	256
+#define MIGDEV_BAR0_SIZE	4096
+#define MIGDEV_MIG_INDEX	VFIO_PCI_NUM_REGIONS
+#define MIGDEV_NUM_REGIONS	(MIGDEV_MIG_INDEX + 1)
+#define MIGDEV_DATA_OFFSET	PAGE_SIZE
+#define MIGDEV_DATA_SIZE	(64 * 1024)
+#define MIGDEV_MIG_SIZE		(MIGDEV_DATA_OFFSET + MIGDEV_DATA_SIZE)
+
+#define MIGDEV_BLOCK		4096
+#define MIGDEV_BLOCKS		64
+#define MIGDEV_STATE_SIZE	(MIGDEV_BLOCKS * MIGDEV_BLOCK)
+#define MIGDEV_MAX_DMA		(4 << 20)
+#define MIGDEV_MAX_PINNED	1024
+
+/* BAR0 registers */
+#define REG_ID			0x00	/* ro: MIGDEV_ID */
+#define REG_DMA_ADDR		0x08	/* u64: IOVA */
+#define REG_DMA_LEN		0x10	/* u32: bytes */
+#define REG_DMA_SEED		0x14	/* u32 */
+#define REG_DMA_CMD		0x18	/* u32: writing starts the command */
+#define REG_DMA_STATUS		0x1c	/* ro u32: 0 or -errno of the last one */
+#define REG_DMA_COUNT		0x20	/* ro u32: commands done */
+#define REG_SCRATCH		0x100	/* scratch registers up to the end */
+#define MIGDEV_ID		0x6d696764
+
+enum { CMD_WRITE_PIN = 1, CMD_WRITE_RW, CMD_PIN, CMD_UNPIN };
+
+#define STATE_RUNNING		VFIO_DEVICE_STATE_V1_RUNNING
+#define STATE_SAVING		VFIO_DEVICE_STATE_V1_SAVING
+#define STATE_RESUMING		VFIO_DEVICE_STATE_V1_RESUMING
+#define STATE_MASK		VFIO_DEVICE_STATE_MASK
+#define STATE_ERROR		(STATE_SAVING | STATE_RESUMING)
+
+/* A record of the migration stream. */
+struct migdev_rec {
+	__le32 type;
+	__le32 arg;
+};
+
+enum { REC_BLOCK = 1, REC_REGS, REC_END };
+
+#define REC_BLOCK_SIZE		(sizeof(struct migdev_rec) + MIGDEV_BLOCK)
+#define REC_REGS_SIZE		(sizeof(struct migdev_rec) + MIGDEV_BAR0_SIZE)
+#define REC_END_SIZE		sizeof(struct migdev_rec)
+
+struct migdev {
+	struct vfio_device vdev;
+	struct mdev_device *mdev;
+	struct mutex lock;		/* everything below */
+	bool opened;
+	u8 config[MIGDEV_CONFIG_SIZE];
+	u8 regs[MIGDEV_BAR0_SIZE];
+	u8 *state;			/* MIGDEV_STATE_SIZE */
+	struct dentry *debugfs;
+
+	/*
+	 * The working set: pinned pages.  pin_lock is never held across a
+	 * call into VFIO, so that dma_unmap() (called with VFIO's locks held)
+	 * can take it.
+	 */
+	spinlock_t pin_lock;
+	dma_addr_t pinned[MIGDEV_MAX_PINNED];
+	unsigned int npinned;
+
+	/* the v1 migration region */
+	u32 device_state;
+	void *data;			/* the data section, vmalloc_user() */
+	DECLARE_BITMAP(to_send, MIGDEV_BLOCKS);
+	bool regs_to_send;
+	bool end_to_send;
+	bool chunk_ready;		/* a chunk waits for its acknowledgment */
+	u64 chunk_len;
+};
+
+static struct migdev_parent {
+	struct device dev;
+	struct mdev_parent parent;
+	struct mdev_type type;
+	struct class *class;
+	struct dentry *debugfs;
+	atomic_t avail;
+} migdev_parent;
+
+static struct mdev_type *migdev_types[] = { &migdev_parent.type };
+
+static const struct vfio_device_ops migdev_ops;
+
+static struct migdev *to_migdev(struct vfio_device *vdev)
+{
+	return container_of(vdev, struct migdev, vdev);
+}
+
+static u32 migdev_reg32(struct migdev *md, unsigned int off)
+{
+	return le32_to_cpup((__le32 *)(md->regs + off));
+}
+
+static void migdev_set_reg32(struct migdev *md, unsigned int off, u32 val)
+{
+	*(__le32 *)(md->regs + off) = cpu_to_le32(val);
+}
+
+static u32 migdev_checksum(struct migdev *md)
+{
+	return crc32_le(crc32_le(~0, md->regs, sizeof(md->regs)), md->state,
+			MIGDEV_STATE_SIZE);
+}
+
+/* The internal state changes: @n blocks, chosen by the command counter. */
+static void migdev_step(struct migdev *md, unsigned int n, u32 seed)
+{
+	unsigned int i, b;
+
+	for (i = 0; i < n; i++) {
+		u32 count = migdev_reg32(md, REG_DMA_COUNT);
+		__le32 *w;
+
+		b = (count * 7 + i) % MIGDEV_BLOCKS;
+		w = (__le32 *)(md->state + b * MIGDEV_BLOCK);
+		w[i % (MIGDEV_BLOCK / 4)] = cpu_to_le32(seed ^ count ^ (i << 16));
+		set_bit(b, md->to_send);
+	}
+}
+
+static void migdev_reset_state(struct migdev *md)
+{
+	memset(md->regs, 0, sizeof(md->regs));
+	migdev_set_reg32(md, REG_ID, MIGDEV_ID);
+	memset(md->state, 0, MIGDEV_STATE_SIZE);
+	md->device_state = STATE_RUNNING;
+	md->chunk_ready = false;
+}
+
+/* Fill @dst with the pattern, @pos bytes into a transfer seeded @seed. */
+static void migdev_fill(u8 *dst, u64 pos, size_t len, u32 seed)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++, pos++)
+		dst[i] = (seed + (u32)(pos / 4)) >> (8 * (pos % 4));
+}
+
+/* Take one page of the working set inside [iova, iova + len) off it. */
+static bool migdev_take_pinned(struct migdev *md, u64 iova, u64 len,
+			       dma_addr_t *addr)
+{
+	bool found = false;
+	unsigned int i;
+
+	spin_lock(&md->pin_lock);
+	for (i = 0; i < md->npinned && !found; i++) {
+		if (md->pinned[i] >= iova && md->pinned[i] - iova < len) {
+			*addr = md->pinned[i];
+			md->pinned[i] = md->pinned[--md->npinned];
+			found = true;
+		}
+	}
+	spin_unlock(&md->pin_lock);
+	return found;
+}
+
+static void migdev_unpin_range(struct migdev *md, u64 iova, u64 len)
+{
+	dma_addr_t addr;
+
+	while (migdev_take_pinned(md, iova, len, &addr))
+		vfio_unpin_pages(&md->vdev, addr, 1);
+}
+
+static void migdev_unpin_all(struct migdev *md)
+{
+	migdev_unpin_range(md, 0, U64_MAX);
+}
+
+static int migdev_dma_write_pin(struct migdev *md, u64 iova, u64 len, u32 seed)
+{
+	u64 done = 0;
+
+	while (done < len) {
+		u64 addr = iova + done;
+		size_t off = offset_in_page(addr);
+		size_t n = min_t(u64, PAGE_SIZE - off, len - done);
+		struct page *page;
+		void *va;
+		int ret;
+
+		ret = vfio_pin_pages(&md->vdev, addr - off, 1,
+				     IOMMU_READ | IOMMU_WRITE, &page);
+		if (ret != 1)
+			return ret < 0 ? ret : -EFAULT;
+		va = kmap_local_page(page);
+		migdev_fill(va + off, done, n, seed);
+		kunmap_local(va);
+		vfio_unpin_pages(&md->vdev, addr - off, 1);
+		done += n;
+	}
+	return 0;
+}
+
+static int migdev_dma_write_rw(struct migdev *md, u64 iova, u64 len, u32 seed)
+{
+	u64 done = 0;
+	u8 *buf;
+	int ret = 0;
+
+	buf = kmalloc(PAGE_SIZE, GFP_KERNEL);
+	if (!buf)
+		return -ENOMEM;
+	while (done < len && !ret) {
+		/* a chunk may straddle a page boundary of the IOVA */
+		size_t n = min_t(u64, PAGE_SIZE, len - done);
+
+		migdev_fill(buf, done, n, seed);
+		ret = vfio_dma_rw(&md->vdev, iova + done, buf, n, true);
+		done += n;
+	}
+	kfree(buf);
+	return ret;
+}
+
+static int migdev_dma_pin(struct migdev *md, u64 iova, u64 len)
+{
+	u64 addr;
+
+	for (addr = iova & PAGE_MASK; addr < iova + len; addr += PAGE_SIZE) {
+		struct page *page;
+		bool full;
+		int ret;
+
+		spin_lock(&md->pin_lock);
+		full = md->npinned == MIGDEV_MAX_PINNED;
+		spin_unlock(&md->pin_lock);
+		if (full)
+			return -ENOSPC;
+		ret = vfio_pin_pages(&md->vdev, addr, 1,
+				     IOMMU_READ | IOMMU_WRITE, &page);
+		if (ret != 1)
+			return ret < 0 ? ret : -EFAULT;
+		spin_lock(&md->pin_lock);
+		md->pinned[md->npinned++] = addr;
+		spin_unlock(&md->pin_lock);
+	}
+	return 0;
+}
+
+/* One DMA command; md->lock held. */
+static int migdev_dma(struct migdev *md, u32 cmd, u64 iova, u64 len, u32 seed)
+{
+	int ret;
+
+	if (!md->opened || !(md->device_state & STATE_RUNNING) ||
+	    (md->device_state & STATE_RESUMING))
+		return -EBUSY;
+	if (cmd != CMD_UNPIN && (!len || len > MIGDEV_MAX_DMA || iova + len < iova))
+		return -EINVAL;
+
+	switch (cmd) {
+	case CMD_WRITE_PIN:
+		ret = migdev_dma_write_pin(md, iova, len, seed);
+		break;
+	case CMD_WRITE_RW:
+		ret = migdev_dma_write_rw(md, iova, len, seed);
+		break;
+	case CMD_PIN:
+		ret = migdev_dma_pin(md, iova, len);
+		break;
+	case CMD_UNPIN:
+		migdev_unpin_all(md);
+		ret = 0;
+		break;
+	default:
+		return -EINVAL;
+	}
+	migdev_set_reg32(md, REG_DMA_STATUS, ret);
+	if (!ret) {
+		migdev_step(md, 1, seed);
+		migdev_set_reg32(md, REG_DMA_COUNT,
+				 migdev_reg32(md, REG_DMA_COUNT) + 1);
+	}
+	return ret;
+}
+
+/* ---- config space and BAR0 ---- */
+
+static void migdev_init_config(struct migdev *md)
+{
+	u8 *c = md->config;
+
+	memset(c, 0, sizeof(md->config));
+	*(__le16 *)&c[PCI_VENDOR_ID] = cpu_to_le16(MIGDEV_VENDOR);
+	*(__le16 *)&c[PCI_DEVICE_ID] = cpu_to_le16(MIGDEV_DEVICE);
+	c[PCI_CLASS_DEVICE] = 0xff;		/* unassigned class */
+	*(__le32 *)&c[PCI_BASE_ADDRESS_0] = cpu_to_le32(PCI_BASE_ADDRESS_SPACE_MEMORY);
+	*(__le16 *)&c[PCI_SUBSYSTEM_VENDOR_ID] = cpu_to_le16(MIGDEV_VENDOR);
+	*(__le16 *)&c[PCI_SUBSYSTEM_ID] = cpu_to_le16(MIGDEV_DEVICE);
+}
+
+static void migdev_config_write(struct migdev *md, unsigned int off, u8 *val,
+				size_t len)
+{
+	if (off == PCI_COMMAND && len == 2) {
+		memcpy(&md->config[off], val, 2);
+	} else if (off == PCI_BASE_ADDRESS_0 && len == 4) {
+		u32 bar = le32_to_cpup((__le32 *)val) & ~(MIGDEV_BAR0_SIZE - 1);
+
+		*(__le32 *)&md->config[off] =
+			cpu_to_le32(bar | PCI_BASE_ADDRESS_SPACE_MEMORY);
+	}
+	/* everything else is read-only */
+}
+
+/* A BAR0 write; a DMA command's result lands in REG_DMA_STATUS. */
+static void migdev_bar0_write(struct migdev *md, unsigned int off, u8 *val,
+			      size_t len)
+{
+	if (off == REG_DMA_CMD && len == 4)
+		migdev_dma(md, le32_to_cpup((__le32 *)val),
+			   le64_to_cpup((__le64 *)&md->regs[REG_DMA_ADDR]),
+			   migdev_reg32(md, REG_DMA_LEN),
+			   migdev_reg32(md, REG_DMA_SEED));
+	else if ((off >= REG_DMA_ADDR && off < REG_DMA_CMD) || off >= REG_SCRATCH)
+		memcpy(&md->regs[off], val, len);
+	/* read-only registers ignore writes */
+}
+
+/* ---- the migration region ---- */
+
+static bool migdev_saving(struct migdev *md)
+{
+	return (md->device_state & STATE_MASK) != STATE_ERROR &&
+	       (md->device_state & STATE_SAVING);
+}
+
+static u64 migdev_pending(struct migdev *md)
+{
+	u64 n = bitmap_weight(md->to_send, MIGDEV_BLOCKS) * REC_BLOCK_SIZE;
+
+	if (!(md->device_state & STATE_RUNNING)) {
+		if (md->regs_to_send)
+			n += REC_REGS_SIZE;
+		if (md->end_to_send)
+			n += REC_END_SIZE;
+	}
+	return n;
+}
+
+static void *migdev_put_rec(void *p, u32 type, u32 arg)
+{
+	struct migdev_rec *rec = p;
+
+	rec->type = cpu_to_le32(type);
+	rec->arg = cpu_to_le32(arg);
+	return rec + 1;
+}
+
+/* Put the next chunk in the data section, unless one waits already. */
+static void migdev_make_chunk(struct migdev *md)
+{
+	void *p = md->data, *end = md->data + MIGDEV_DATA_SIZE;
+	unsigned int b;
+
+	if (md->chunk_ready)
+		return;
+	for_each_set_bit(b, md->to_send, MIGDEV_BLOCKS) {
+		if (end - p < REC_BLOCK_SIZE)
+			break;
+		p = migdev_put_rec(p, REC_BLOCK, b);
+		memcpy(p, md->state + b * MIGDEV_BLOCK, MIGDEV_BLOCK);
+		p += MIGDEV_BLOCK;
+		/* sent now: a change from here on sends it again */
+		clear_bit(b, md->to_send);
+	}
+	if (!(md->device_state & STATE_RUNNING) &&
+	    bitmap_empty(md->to_send, MIGDEV_BLOCKS)) {
+		if (md->regs_to_send && end - p >= REC_REGS_SIZE) {
+			p = migdev_put_rec(p, REC_REGS, 0);
+			memcpy(p, md->regs, MIGDEV_BAR0_SIZE);
+			p += MIGDEV_BAR0_SIZE;
+			md->regs_to_send = false;
+		}
+		if (!md->regs_to_send && md->end_to_send && end - p >= REC_END_SIZE) {
+			p = migdev_put_rec(p, REC_END, migdev_checksum(md));
+			md->end_to_send = false;
+		}
+	}
+	md->chunk_len = p - md->data;
+	md->chunk_ready = true;
+}
+
+/* Apply a chunk of the stream on the destination. */
+static int migdev_load_chunk(struct migdev *md, u64 size)
+{
+	void *p = md->data, *end = md->data + size;
+
+	while (p < end) {
+		struct migdev_rec *rec = p;
+		u32 arg;
+
+		if (end - p < sizeof(*rec))
+			return -EINVAL;
+		arg = le32_to_cpu(rec->arg);
+		p = rec + 1;
+		switch (le32_to_cpu(rec->type)) {
+		case REC_BLOCK:
+			if (arg >= MIGDEV_BLOCKS || end - p < MIGDEV_BLOCK)
+				return -EINVAL;
+			memcpy(md->state + arg * MIGDEV_BLOCK, p, MIGDEV_BLOCK);
+			p += MIGDEV_BLOCK;
+			break;
+		case REC_REGS:
+			if (end - p < MIGDEV_BAR0_SIZE)
+				return -EINVAL;
+			memcpy(md->regs, p, MIGDEV_BAR0_SIZE);
+			p += MIGDEV_BAR0_SIZE;
+			break;
+		case REC_END:
+			if (arg != migdev_checksum(md))
+				return -EIO;
+			break;
+		default:
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+static int migdev_set_state(struct migdev *md, u32 new)
+{
+	u32 old = md->device_state & STATE_MASK, to = new & STATE_MASK;
+
+	if (old == STATE_ERROR)
+		return -EIO;		/* only a reset leaves it */
+	if (!VFIO_DEVICE_STATE_VALID(to) || to == STATE_ERROR)
+		return -EINVAL;
+	/* between saving and resuming, only through a non-migrating state */
+	if (((old & STATE_SAVING) && (to & STATE_RESUMING)) ||
+	    ((old & STATE_RESUMING) && (to & STATE_SAVING)))
+		return -EINVAL;
+
+	if ((to & STATE_SAVING) && !(old & STATE_SAVING)) {
+		/* a new stream: everything goes */
+		bitmap_fill(md->to_send, MIGDEV_BLOCKS);
+		md->regs_to_send = true;
+		md->end_to_send = true;
+		md->chunk_ready = false;
+	}
+	if (!(to & STATE_SAVING))
+		md->chunk_ready = false;
+	md->device_state = new;
+	return 0;
+}
+
+static ssize_t migdev_mig_header(struct migdev *md, unsigned int off, u8 *val,
+				 size_t len, bool write)
+{
+	u64 v = 0;
+	int ret;
+
+	switch (off) {
+	case offsetof(struct vfio_device_migration_info, device_state):
+		if (len != 4)
+			return -EINVAL;
+		if (write) {
+			ret = migdev_set_state(md, le32_to_cpup((__le32 *)val));
+			return ret ? ret : len;
+		}
+		*(__le32 *)val = cpu_to_le32(md->device_state);
+		return len;
+	case offsetof(struct vfio_device_migration_info, reserved):
+		if (len != 4)
+			return -EINVAL;
+		if (!write)
+			memset(val, 0, 4);
+		return len;
+	case offsetof(struct vfio_device_migration_info, pending_bytes):
+		if (len != 8 || write)
+			return -EINVAL;
+		if (migdev_saving(md)) {
+			md->chunk_ready = false;	/* acknowledged */
+			v = migdev_pending(md);
+		}
+		break;
+	case offsetof(struct vfio_device_migration_info, data_offset):
+		if (len != 8 || write)
+			return -EINVAL;
+		if (migdev_saving(md))
+			migdev_make_chunk(md);
+		else if ((md->device_state & STATE_MASK) != STATE_RESUMING)
+			return -EINVAL;
+		v = MIGDEV_DATA_OFFSET;
+		break;
+	case offsetof(struct vfio_device_migration_info, data_size):
+		if (len != 8)
+			return -EINVAL;
+		if (write) {
+			v = le64_to_cpup((__le64 *)val);
+			if ((md->device_state & STATE_MASK) != STATE_RESUMING ||
+			    v > MIGDEV_DATA_SIZE)
+				return -EINVAL;
+			ret = migdev_load_chunk(md, v);
+			if (ret) {
+				md->device_state = (md->device_state & ~STATE_MASK) |
+						   STATE_ERROR;
+				return ret;
+			}
+			return len;
+		}
+		if (migdev_saving(md) && md->chunk_ready)
+			v = md->chunk_len;
+		break;
+	default:
+		return -EINVAL;
+	}
+	*(__le64 *)val = cpu_to_le64(v);
+	return len;
+}
+
+/* ---- region access ---- */
+
+static ssize_t migdev_access(struct migdev *md, u64 pos, u8 *val, size_t len,
+			     bool write)
+{
+	unsigned int index = pos >> MIGDEV_OFFSET_SHIFT;
+	u64 off = pos & MIGDEV_OFFSET_MASK;
+
+	switch (index) {
+	case VFIO_PCI_CONFIG_REGION_INDEX:
+		if (off + len > MIGDEV_CONFIG_SIZE || !len)
+			return -EINVAL;
+		if (write)
+			migdev_config_write(md, off, val, len);
+		else
+			memcpy(val, &md->config[off], len);
+		return len;
+	case VFIO_PCI_BAR0_REGION_INDEX:
+		if (off + len > MIGDEV_BAR0_SIZE || (len != 4 && len != 8) ||
+		    off % len)
+			return -EINVAL;
+		if (write)
+			migdev_bar0_write(md, off, val, len);
+		else
+			memcpy(val, &md->regs[off], len);
+		return len;
+	case MIGDEV_MIG_INDEX:
+		if (off < sizeof(struct vfio_device_migration_info))
+			return migdev_mig_header(md, off, val, len, write);
+		if (off < MIGDEV_DATA_OFFSET || off + len > MIGDEV_MIG_SIZE)
+			return -EINVAL;
+		if (write)
+			memcpy(md->data + off - MIGDEV_DATA_OFFSET, val, len);
+		else
+			memcpy(val, md->data + off - MIGDEV_DATA_OFFSET, len);
+		return len;
+	default:
+		return -EINVAL;
+	}
+}
+
+static ssize_t migdev_rw(struct vfio_device *vdev, char __user *ubuf,
+			 size_t count, loff_t *ppos, bool write)
+{
+	struct migdev *md = to_migdev(vdev);
+	u8 val[8];
+	u8 *buf = val;
+	ssize_t ret;
+
+	/* bulk data goes through a bounce buffer, everything else is small */
+	if (count > sizeof(val)) {
+		if (count > MIGDEV_DATA_SIZE)
+			return -EINVAL;
+		buf = kvmalloc(count, GFP_KERNEL);
+		if (!buf)
+			return -ENOMEM;
+	}
+	if (write && copy_from_user(buf, ubuf, count)) {
+		ret = -EFAULT;
+		goto out;
+	}
+	mutex_lock(&md->lock);
+	ret = migdev_access(md, *ppos, buf, count, write);
+	mutex_unlock(&md->lock);
+	if (ret > 0 && !write && copy_to_user(ubuf, buf, ret))
+		ret = -EFAULT;
+	if (ret > 0)
+		*ppos += ret;
+out:
+	if (buf != val)
+		kvfree(buf);
+	return ret;
+}
+
+static ssize_t migdev_read(struct vfio_device *vdev, char __user *buf,
+			   size_t count, loff_t *ppos)
+{
+	return migdev_rw(vdev, buf, count, ppos, false);
+}
+
+static ssize_t migdev_write(struct vfio_device *vdev, const char __user *buf,
+			    size_t count, loff_t *ppos)
+{
+	return migdev_rw(vdev, (char __user *)buf, count, ppos, true);
+}
+
+static int migdev_mmap(struct vfio_device *vdev, struct vm_area_struct *vma)
+{
+	struct migdev *md = to_migdev(vdev);
+	u64 pos = (u64)vma->vm_pgoff << PAGE_SHIFT;
+	u64 off = pos & MIGDEV_OFFSET_MASK;
+	u64 len = vma->vm_end - vma->vm_start;
+
+	if ((pos >> MIGDEV_OFFSET_SHIFT) != MIGDEV_MIG_INDEX ||
+	    off < MIGDEV_DATA_OFFSET || off + len > MIGDEV_MIG_SIZE ||
+	    !(vma->vm_flags & VM_SHARED))
+		return -EINVAL;
+	return remap_vmalloc_range(vma, md->data,
+				   (off - MIGDEV_DATA_OFFSET) >> PAGE_SHIFT);
+}
+
+/* ---- ioctls ---- */
+
+static int migdev_region_info(struct vfio_region_info *info,
+			      struct vfio_info_cap *caps)
+{
+	struct vfio_region_info_cap_type type = {
+		.header.id = VFIO_REGION_INFO_CAP_TYPE,
+		.header.version = 1,
+		.type = VFIO_REGION_TYPE_MIGRATION,
+		.subtype = VFIO_REGION_SUBTYPE_MIGRATION,
+	};
+	struct vfio_region_info_cap_sparse_mmap *sparse;
+	size_t size = struct_size(sparse, areas, 1);
+	int ret;
+
+	info->offset = MIGDEV_OFFSET(info->index);
+	info->flags = VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE;
+	switch (info->index) {
+	case VFIO_PCI_CONFIG_REGION_INDEX:
+		info->size = MIGDEV_CONFIG_SIZE;
+		return 0;
+	case VFIO_PCI_BAR0_REGION_INDEX:
+		info->size = MIGDEV_BAR0_SIZE;
+		return 0;
+	case MIGDEV_MIG_INDEX:
+		break;
+	default:
+		if (info->index >= MIGDEV_NUM_REGIONS)
+			return -EINVAL;
+		info->size = 0;
+		info->flags = 0;
+		return 0;
+	}
+
+	info->size = MIGDEV_MIG_SIZE;
+	info->flags |= VFIO_REGION_INFO_FLAG_MMAP | VFIO_REGION_INFO_FLAG_CAPS;
+	ret = vfio_info_add_capability(caps, &type.header, sizeof(type));
+	if (ret)
+		return ret;
+	sparse = kzalloc(size, GFP_KERNEL);
+	if (!sparse)
+		return -ENOMEM;
+	sparse->header.id = VFIO_REGION_INFO_CAP_SPARSE_MMAP;
+	sparse->header.version = 1;
+	sparse->nr_areas = 1;
+	sparse->areas[0].offset = MIGDEV_DATA_OFFSET;
+	sparse->areas[0].size = MIGDEV_DATA_SIZE;
+	ret = vfio_info_add_capability(caps, &sparse->header, size);
+	kfree(sparse);
+	return ret;
+}
+
+static long migdev_ioctl_region_info(void __user *arg)
+{
+	unsigned long minsz = offsetofend(struct vfio_region_info, offset);
+	struct vfio_info_cap caps = { .buf = NULL, .size = 0 };
+	struct vfio_region_info info;
+	int ret;
+
+	if (copy_from_user(&info, arg, minsz))
+		return -EFAULT;
+	if (info.argsz < minsz)
+		return -EINVAL;
+	info.cap_offset = 0;
+	ret = migdev_region_info(&info, &caps);
+	if (ret)
+		goto out;
+	if (caps.size) {
+		if (info.argsz < sizeof(info) + caps.size) {
+			info.argsz = sizeof(info) + caps.size;
+		} else {
+			vfio_info_cap_shift(&caps, sizeof(info));
+			if (copy_to_user(arg + sizeof(info), caps.buf, caps.size)) {
+				ret = -EFAULT;
+				goto out;
+			}
+			info.cap_offset = sizeof(info);
+		}
+	}
+	if (copy_to_user(arg, &info, minsz))
+		ret = -EFAULT;
+out:
+	kfree(caps.buf);
+	return ret;
+}
+
+static long migdev_ioctl(struct vfio_device *vdev, unsigned int cmd,
+			 unsigned long arg)
+{
+	struct migdev *md = to_migdev(vdev);
+	void __user *uarg = (void __user *)arg;
+	unsigned long minsz;
+
+	switch (cmd) {
+	case VFIO_DEVICE_GET_INFO: {
+		struct vfio_device_info info;
+
+		minsz = offsetofend(struct vfio_device_info, num_irqs);
+		if (copy_from_user(&info, uarg, minsz))
+			return -EFAULT;
+		if (info.argsz < minsz)
+			return -EINVAL;
+		info.flags = VFIO_DEVICE_FLAGS_PCI | VFIO_DEVICE_FLAGS_RESET;
+		info.num_regions = MIGDEV_NUM_REGIONS;
+		info.num_irqs = VFIO_PCI_NUM_IRQS;
+		return copy_to_user(uarg, &info, minsz) ? -EFAULT : 0;
+	}
+	case VFIO_DEVICE_GET_REGION_INFO:
+		return migdev_ioctl_region_info(uarg);
+	case VFIO_DEVICE_GET_IRQ_INFO: {
+		struct vfio_irq_info info;
+
+		minsz = offsetofend(struct vfio_irq_info, count);
+		if (copy_from_user(&info, uarg, minsz))
+			return -EFAULT;
+		if (info.argsz < minsz || info.index >= VFIO_PCI_NUM_IRQS)
+			return -EINVAL;
+		info.flags = VFIO_IRQ_INFO_EVENTFD;
+		info.count = 0;		/* no interrupts */
+		return copy_to_user(uarg, &info, minsz) ? -EFAULT : 0;
+	}
+	case VFIO_DEVICE_SET_IRQS:
+		return -EINVAL;
+	case VFIO_DEVICE_RESET:
+		mutex_lock(&md->lock);
+		migdev_unpin_all(md);
+		migdev_reset_state(md);
+		mutex_unlock(&md->lock);
+		return 0;
+	}
+	return -ENOTTY;
+}
+
+/* VFIO unmaps [iova, iova + length): drop the pages pinned there. */
+static void migdev_dma_unmap(struct vfio_device *vdev, u64 iova, u64 length)
+{
+	migdev_unpin_range(to_migdev(vdev), iova, length);
+}
+
+static int migdev_open(struct vfio_device *vdev)
+{
+	struct migdev *md = to_migdev(vdev);
+
+	mutex_lock(&md->lock);
+	md->opened = true;
+	md->device_state = STATE_RUNNING;
+	md->chunk_ready = false;
+	mutex_unlock(&md->lock);
+	return 0;
+}
+
+static void migdev_close(struct vfio_device *vdev)
+{
+	struct migdev *md = to_migdev(vdev);
+
+	mutex_lock(&md->lock);
+	migdev_unpin_all(md);
+	md->opened = false;
+	mutex_unlock(&md->lock);
+}
+
+/* ---- debugfs: drive and inspect a device from the host ---- */
+
+static ssize_t migdev_dbg_dma(struct file *file, const char __user *ubuf,
+			      size_t count, loff_t *ppos)
+{
+	static const char * const names[] = {
+		[CMD_WRITE_PIN] = "pin", [CMD_WRITE_RW] = "rw",
+		[CMD_PIN] = "keep", [CMD_UNPIN] = "release",
+	};
+	struct migdev *md = file->private_data;
+	char buf[96], name[16];
+	u64 iova = 0, len = 0;
+	u32 seed = 0, cmd;
+	int ret;
+
+	if (count >= sizeof(buf))
+		return -EINVAL;
+	if (copy_from_user(buf, ubuf, count))
+		return -EFAULT;
+	buf[count] = '\0';
+	if (sscanf(buf, "%15s %lli %lli %i", name, &iova, &len, &seed) < 1)
+		return -EINVAL;
+	for (cmd = CMD_WRITE_PIN; cmd <= CMD_UNPIN; cmd++)
+		if (!strcmp(name, names[cmd]))
+			break;
+	if (cmd > CMD_UNPIN)
+		return -EINVAL;
+	mutex_lock(&md->lock);
+	ret = migdev_dma(md, cmd, iova, len, seed);
+	mutex_unlock(&md->lock);
+	return ret ? ret : count;
+}
+
+static ssize_t migdev_dbg_step(struct file *file, const char __user *ubuf,
+			       size_t count, loff_t *ppos)
+{
+	struct migdev *md = file->private_data;
+	unsigned int n;
+	int ret;
+
+	ret = kstrtouint_from_user(ubuf, count, 0, &n);
+	if (ret)
+		return ret;
+	mutex_lock(&md->lock);
+	migdev_step(md, min(n, 4096U), n);
+	migdev_set_reg32(md, REG_DMA_COUNT, migdev_reg32(md, REG_DMA_COUNT) + 1);
+	mutex_unlock(&md->lock);
+	return count;
+}
+
+static int migdev_dbg_show(struct seq_file *s, void *unused)
+{
+	struct migdev *md = s->private;
+
+	mutex_lock(&md->lock);
+	seq_printf(s, "%08x\n", migdev_checksum(md));
+	mutex_unlock(&md->lock);
+	return 0;
+}
+DEFINE_SHOW_ATTRIBUTE(migdev_dbg);
+
+static ssize_t migdev_dbg_state(struct file *file, char __user *ubuf,
+				size_t count, loff_t *ppos)
+{
+	struct migdev *md = file->private_data;
+	loff_t pos = *ppos;
+	ssize_t ret = 0;
+
+	mutex_lock(&md->lock);
+	if (pos < MIGDEV_BAR0_SIZE)
+		ret = simple_read_from_buffer(ubuf, count, &pos, md->regs,
+					      MIGDEV_BAR0_SIZE);
+	else if (pos < MIGDEV_BAR0_SIZE + MIGDEV_STATE_SIZE) {
+		pos -= MIGDEV_BAR0_SIZE;
+		ret = simple_read_from_buffer(ubuf, count, &pos, md->state,
+					      MIGDEV_STATE_SIZE);
+		pos += MIGDEV_BAR0_SIZE;
+	}
+	mutex_unlock(&md->lock);
+	if (ret > 0)
+		*ppos = pos;
+	return ret;
+}
+
+static const struct file_operations migdev_dbg_state_fops = {
+	.open = simple_open,
+	.read = migdev_dbg_state,
+};
+
+static const struct file_operations migdev_dbg_dma_fops = {
+	.open = simple_open,
+	.write = migdev_dbg_dma,
+};
+
+static const struct file_operations migdev_dbg_step_fops = {
+	.open = simple_open,
+	.write = migdev_dbg_step,
+};
+
+/* ---- device life cycle ---- */
+
+static int migdev_init_dev(struct vfio_device *vdev)
+{
+	struct migdev *md = to_migdev(vdev);
+
+	if (atomic_dec_if_positive(&migdev_parent.avail) < 0)
+		return -ENOSPC;
+	mutex_init(&md->lock);
+	spin_lock_init(&md->pin_lock);
+	md->state = vzalloc(MIGDEV_STATE_SIZE);
+	md->data = vmalloc_user(MIGDEV_DATA_SIZE);
+	if (!md->state || !md->data) {
+		vfree(md->state);
+		vfree(md->data);
+		atomic_inc(&migdev_parent.avail);
+		return -ENOMEM;
+	}
+	migdev_init_config(md);
+	migdev_reset_state(md);
+	return 0;
+}
+
+static void migdev_release_dev(struct vfio_device *vdev)
+{
+	struct migdev *md = to_migdev(vdev);
+
+	vfree(md->data);
+	vfree(md->state);
+	mutex_destroy(&md->lock);
+	atomic_inc(&migdev_parent.avail);
+}
+
+static int migdev_probe(struct mdev_device *mdev)
+{
+	struct migdev *md;
+	int ret;
+
+	md = vfio_alloc_device(migdev, vdev, &mdev->dev, &migdev_ops);
+	if (IS_ERR(md))
+		return PTR_ERR(md);
+	md->mdev = mdev;
+	ret = vfio_register_emulated_iommu_dev(&md->vdev);
+	if (ret) {
+		vfio_put_device(&md->vdev);
+		return ret;
+	}
+	dev_set_drvdata(&mdev->dev, md);
+	md->debugfs = debugfs_create_dir(dev_name(&mdev->dev), migdev_parent.debugfs);
+	debugfs_create_file("dma", 0200, md->debugfs, md, &migdev_dbg_dma_fops);
+	debugfs_create_file("step", 0200, md->debugfs, md, &migdev_dbg_step_fops);
+	debugfs_create_file("checksum", 0400, md->debugfs, md, &migdev_dbg_fops);
+	debugfs_create_file("state", 0400, md->debugfs, md, &migdev_dbg_state_fops);
+	debugfs_create_u32("pinned", 0400, md->debugfs, &md->npinned);
+	return 0;
+}
+
+static void migdev_remove(struct mdev_device *mdev)
+{
+	struct migdev *md = dev_get_drvdata(&mdev->dev);
+
+	debugfs_remove(md->debugfs);
+	vfio_unregister_group_dev(&md->vdev);
+	vfio_put_device(&md->vdev);
+}
+
+static unsigned int migdev_get_available(struct mdev_type *mtype)
+{
+	return atomic_read(&migdev_parent.avail);
+}
+
+static const struct vfio_device_ops migdev_ops = {
+	.name = "vfio-migdev",
+	.init = migdev_init_dev,
+	.release = migdev_release_dev,
+	.open_device = migdev_open,
+	.close_device = migdev_close,
+	.read = migdev_read,
+	.write = migdev_write,
+	.mmap = migdev_mmap,
+	.ioctl = migdev_ioctl,
+	.dma_unmap = migdev_dma_unmap,
+	.bind_iommufd = vfio_iommufd_emulated_bind,
+	.unbind_iommufd = vfio_iommufd_emulated_unbind,
+	.attach_ioas = vfio_iommufd_emulated_attach_ioas,
+	.detach_ioas = vfio_iommufd_emulated_detach_ioas,
+};
+
+static struct mdev_driver migdev_driver = {
+	.device_api = VFIO_DEVICE_API_PCI_STRING,
+	.driver = {
+		.name = MIGDEV_NAME,
+		.owner = THIS_MODULE,
+		.mod_name = KBUILD_MODNAME,
+	},
+	.probe = migdev_probe,
+	.remove = migdev_remove,
+	.get_available = migdev_get_available,
+};
+
+static void migdev_parent_release(struct device *dev)
+{
+}
+
+static int __init migdev_init(void)
+{
+	int ret;
+
+	atomic_set(&migdev_parent.avail, MIGDEV_MAX_DEVICES);
+	migdev_parent.type.sysfs_name = "1";
+	migdev_parent.type.pretty_name = "migdev: migratable DMA sample";
+
+	ret = mdev_register_driver(&migdev_driver);
+	if (ret)
+		return ret;
+	migdev_parent.class = class_create(MIGDEV_NAME);
+	if (IS_ERR(migdev_parent.class)) {
+		ret = PTR_ERR(migdev_parent.class);
+		goto err_driver;
+	}
+	migdev_parent.dev.class = migdev_parent.class;
+	migdev_parent.dev.release = migdev_parent_release;
+	dev_set_name(&migdev_parent.dev, "%s", MIGDEV_NAME);
+	ret = device_register(&migdev_parent.dev);
+	if (ret)
+		goto err_put;
+	ret = mdev_register_parent(&migdev_parent.parent, &migdev_parent.dev,
+				   &migdev_driver, migdev_types,
+				   ARRAY_SIZE(migdev_types));
+	if (ret)
+		goto err_device;
+	migdev_parent.debugfs = debugfs_create_dir(MIGDEV_NAME, NULL);
+	return 0;
+
+err_device:
+	device_del(&migdev_parent.dev);
+err_put:
+	put_device(&migdev_parent.dev);
+	class_destroy(migdev_parent.class);
+err_driver:
+	mdev_unregister_driver(&migdev_driver);
+	return ret;
+}
+
+static void __exit migdev_exit(void)
+{
+	debugfs_remove(migdev_parent.debugfs);
+	mdev_unregister_parent(&migdev_parent.parent);
+	device_unregister(&migdev_parent.dev);
+	class_destroy(migdev_parent.class);
+	mdev_unregister_driver(&migdev_driver);
+}
+
+module_init(migdev_init);
+module_exit(migdev_exit);
+
+MODULE_LICENSE("GPL");
+MODULE_DESCRIPTION("Sample mediated PCI device with a DMA engine and VFIO v1 migration");

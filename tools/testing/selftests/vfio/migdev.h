@@ -1,0 +1,205 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * Helpers for tests of the migdev sample driver (samples/vfio-mdev/migdev.c):
+ * open an instance, find its v1 migration region, access the region's
+ * header at natural width, and drive the device through its debugfs files.
+ */
+#ifndef __SELFTESTS_VFIO_MIGDEV_H
+#define __SELFTESTS_VFIO_MIGDEV_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include "vfio_util.h"
+
+#define MIGDEV_TYPE		"migdev-1"
+#define MIGDEV_DEBUGFS		"/sys/kernel/debug/migdev"
+#define MIGDEV_STATE_BYTES	(4096 + 64 * 4096)
+
+#define V1_STOP		VFIO_DEVICE_STATE_V1_STOP
+#define V1_RUNNING	VFIO_DEVICE_STATE_V1_RUNNING
+#define V1_SAVING	VFIO_DEVICE_STATE_V1_SAVING
+#define V1_RESUMING	VFIO_DEVICE_STATE_V1_RESUMING
+
+#define MIG_STATE	offsetof(struct vfio_device_migration_info, device_state)
+#define MIG_RESERVED	offsetof(struct vfio_device_migration_info, reserved)
+#define MIG_PENDING	offsetof(struct vfio_device_migration_info, pending_bytes)
+#define MIG_DATA_OFFSET	offsetof(struct vfio_device_migration_info, data_offset)
+#define MIG_DATA_SIZE	offsetof(struct vfio_device_migration_info, data_size)
+
+struct migdev {
+	char uuid[256];
+	int container;
+	int group;
+	int fd;
+	uint64_t mig;		/* offset of the migration region */
+	uint64_t mig_size;
+	uint64_t mmap_offset;	/* of the mmappable area in the region */
+	uint64_t mmap_size;
+};
+
+/*
+ * Open instance @nth of migdev in a new type1 v2 container; 0, or -errno
+ * (-ENODEV when there is no such instance).
+ */
+static inline int migdev_open(struct migdev *md, int nth)
+{
+	struct vfio_device_info info = { .argsz = sizeof(info) };
+	char buf[4096];
+	uint32_t i;
+	int id, ret;
+
+	memset(md, 0, sizeof(*md));
+	md->fd = -1;
+	md->group = -1;
+	md->container = -1;
+	id = vfio_find_mdev_group(MIGDEV_TYPE, nth, md->uuid, sizeof(md->uuid));
+	if (id < 0)
+		return -ENODEV;
+	ret = vfio_open_container(id, VFIO_TYPE1v2_IOMMU, &md->container,
+				  &md->group);
+	if (ret)
+		return ret;
+	md->fd = ioctl(md->group, VFIO_GROUP_GET_DEVICE_FD, md->uuid);
+	if (md->fd < 0 || ioctl(md->fd, VFIO_DEVICE_GET_INFO, &info))
+		return -errno;
+	for (i = 0; i < info.num_regions; i++) {
+		struct vfio_region_info *ri = (void *)buf;
+		struct vfio_info_cap_header *hdr;
+		uint32_t off;
+
+		memset(buf, 0, sizeof(buf));
+		ri->argsz = sizeof(buf);
+		ri->index = i;
+		if (ioctl(md->fd, VFIO_DEVICE_GET_REGION_INFO, ri))
+			return -errno;
+		if (!(ri->flags & VFIO_REGION_INFO_FLAG_CAPS))
+			continue;
+		for (off = ri->cap_offset; off; off = hdr->next) {
+			hdr = (void *)(buf + off);
+			if (hdr->id == VFIO_REGION_INFO_CAP_TYPE) {
+				struct vfio_region_info_cap_type *t = (void *)hdr;
+
+				if (t->type == VFIO_REGION_TYPE_MIGRATION &&
+				    t->subtype == VFIO_REGION_SUBTYPE_MIGRATION) {
+					md->mig = ri->offset;
+					md->mig_size = ri->size;
+				}
+			} else if (hdr->id == VFIO_REGION_INFO_CAP_SPARSE_MMAP) {
+				struct vfio_region_info_cap_sparse_mmap *sp = (void *)hdr;
+
+				if (sp->nr_areas) {
+					md->mmap_offset = sp->areas[0].offset;
+					md->mmap_size = sp->areas[0].size;
+				}
+			}
+		}
+	}
+	return md->mig_size ? 0 : -ENOENT;
+}
+
+static inline void migdev_close(struct migdev *md)
+{
+	if (md->fd >= 0)
+		close(md->fd);
+	if (md->group >= 0)
+		close(md->group);
+	if (md->container >= 0)
+		close(md->container);
+	md->fd = -1;
+	md->group = -1;
+	md->container = -1;
+}
+
+/* Region accesses: 0 or -errno. */
+static inline int mig_read(struct migdev *md, uint64_t off, void *val, size_t len)
+{
+	ssize_t n = pread(md->fd, val, len, md->mig + off);
+
+	return n == (ssize_t)len ? 0 : (n < 0 ? -errno : -EIO);
+}
+
+static inline int mig_write(struct migdev *md, uint64_t off, const void *val,
+			    size_t len)
+{
+	ssize_t n = pwrite(md->fd, val, len, md->mig + off);
+
+	return n == (ssize_t)len ? 0 : (n < 0 ? -errno : -EIO);
+}
+
+static inline uint32_t mig_state(struct migdev *md)
+{
+	uint32_t v = ~0U;
+
+	mig_read(md, MIG_STATE, &v, 4);
+	return v;
+}
+
+static inline int mig_set_state(struct migdev *md, uint32_t state)
+{
+	return mig_write(md, MIG_STATE, &state, 4);
+}
+
+static inline uint64_t mig_read64(struct migdev *md, uint64_t off)
+{
+	uint64_t v = ~0ULL;
+
+	mig_read(md, off, &v, 8);
+	return v;
+}
+
+/* Write a debugfs file of the instance; 0 or -errno of the write. */
+static inline int migdev_ctl(struct migdev *md, const char *file,
+			     const char *fmt, ...)
+{
+	char path[512], buf[128];
+	va_list ap;
+	ssize_t n;
+	int fd, len;
+
+	va_start(ap, fmt);
+	len = vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	snprintf(path, sizeof(path), MIGDEV_DEBUGFS "/%s/%s", md->uuid, file);
+	fd = open(path, O_WRONLY);
+	if (fd < 0)
+		return -errno;
+	n = write(fd, buf, len);
+	n = n < 0 ? -errno : 0;
+	close(fd);
+	return n;
+}
+
+/* Read the instance's state (registers, internal state) into @buf. */
+static inline int migdev_state(struct migdev *md, void *buf)
+{
+	char path[512];
+	size_t got = 0;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), MIGDEV_DEBUGFS "/%s/state", md->uuid);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return -errno;
+	while (got < MIGDEV_STATE_BYTES &&
+	       (n = read(fd, (char *)buf + got, MIGDEV_STATE_BYTES - got)) > 0)
+		got += n;
+	close(fd);
+	return got == MIGDEV_STATE_BYTES ? 0 : -EIO;
+}
+
+static inline long migdev_pinned(struct migdev *md)
+{
+	char path[512];
+
+	snprintf(path, sizeof(path), MIGDEV_DEBUGFS "/%s/pinned", md->uuid);
+	return sysfs_read_long(path);
+}
+
+/* Byte @pos of a DMA transfer seeded @seed: u32 word k is seed + k. */
+static inline uint8_t migdev_pattern(uint64_t pos, uint32_t seed)
+{
+	return (uint8_t)((seed + (uint32_t)(pos / 4)) >> (8 * (pos % 4)));
+}
+
+#endif /* __SELFTESTS_VFIO_MIGDEV_H */
