@@ -27,9 +27,9 @@
  * Reports: a report writes the dirty state of an IOVA range into a bitmap
  * the user owns.  Bit i stands for the page at iova + (i << pgshift); the
  * user zeroes the bitmap before the call, so words without a set bit are
- * never written.  Bits are set in a one-page kernel window and copied out
- * when the report moves on, so a report costs about the number of u64 words
- * holding set bits, and a dense one copies whole runs of words at once.  A
+ * never written.  Bits are set in a small window on the stack and copied
+ * out when the report moves on, so a report costs about the number of u64
+ * words holding set bits, and a dense one copies whole runs of words.  A
  * range may be added in any order; a window revisited after it was copied
  * out is merged with what the user memory already holds.
  */
@@ -45,7 +45,7 @@
 
 #include "vfio_dirty.h"
 
-#define WIN_BITS	(PAGE_SIZE * BITS_PER_BYTE)
+#define WIN_BITS	(VFIO_DIRTY_WIN_BYTES * BITS_PER_BYTE)
 #define WIN_WORDS	(WIN_BITS / 64)
 
 #define VFIO_DIRTY_CHUNK_SHIFT	(PAGE_SHIFT + 3)
@@ -221,7 +221,7 @@ void vfio_dirty_clear(struct vfio_dirty *d, u64 offset, u64 len)
 	unsigned long c;
 	void *entry;
 
-	if (!len)
+	if (!len || vfio_dirty_empty(d))
 		return;
 	if (!first && last == d->npages - 1) {
 		vfio_dirty_destroy(d);
@@ -288,7 +288,7 @@ EXPORT_SYMBOL_GPL(vfio_dirty_empty);
  * @size: bytes of IOVA space the report covers, not zero
  * @pgshift: log2 of the bitmap's page size
  *
- * Return: 0, or -ENOMEM.
+ * Return: 0.
  */
 int vfio_dirty_report_init(struct vfio_dirty_report *rep, u64 __user *ubitmap,
 			   u64 iova, u64 size, unsigned int pgshift)
@@ -300,8 +300,7 @@ int vfio_dirty_report_init(struct vfio_dirty_report *rep, u64 __user *ubitmap,
 		.pgshift = pgshift,
 		.lo = WIN_WORDS,
 	};
-	rep->win = kzalloc(PAGE_SIZE, GFP_KERNEL);
-	return rep->win ? 0 : -ENOMEM;
+	return 0;
 }
 EXPORT_SYMBOL_GPL(vfio_dirty_report_init);
 
@@ -394,13 +393,13 @@ int vfio_dirty_report_finish(struct vfio_dirty_report *rep)
 EXPORT_SYMBOL_GPL(vfio_dirty_report_finish);
 
 /**
- * vfio_dirty_report_destroy() - free a report's resources
- * @rep: the report, initialised or not
+ * vfio_dirty_report_destroy() - end a report that will not be finished
+ * @rep: the report
  */
 void vfio_dirty_report_destroy(struct vfio_dirty_report *rep)
 {
-	kfree(rep->win);
-	rep->win = NULL;
+	rep->lo = WIN_WORDS;
+	rep->hi = 0;
 }
 EXPORT_SYMBOL_GPL(vfio_dirty_report_destroy);
 
@@ -426,6 +425,8 @@ int vfio_dirty_report_map(struct vfio_dirty_report *rep, struct vfio_dirty *d,
 
 	if (d->all)
 		return vfio_dirty_report_add(rep, map_iova + offset, len);
+	if (xa_empty(&d->chunks))
+		return 0;
 
 	xa_for_each_range(&d->chunks, c, entry, first >> VFIO_DIRTY_CHUNK_SHIFT,
 			  last >> VFIO_DIRTY_CHUNK_SHIFT) {

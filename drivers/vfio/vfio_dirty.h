@@ -24,6 +24,9 @@ struct vfio_dirty {
 	bool all;
 };
 
+/* Bytes of the report window; it lives on the stack of the reporter. */
+#define VFIO_DIRTY_WIN_BYTES	512
+
 /**
  * struct vfio_dirty_report - writes dirty ranges into a user's bitmap
  * @ubitmap: the user's bitmap, @nbits bits in whole u64 words, zeroed by
@@ -31,22 +34,23 @@ struct vfio_dirty {
  * @iova: IOVA of the page that bit 0 stands for
  * @nbits: number of pages (bits) the report covers
  * @pgshift: log2 of the bitmap's page size
- * @win: window of @WIN_BITS output bits, in user (u64 word) layout
+ * @win: a window of output bits, in user (u64 word) layout
  * @win_base: output bit held by bit 0 of @win, a multiple of the window size
  * @lo: first u64 word of @win holding a set bit
  * @hi: one past the last u64 word of @win holding a set bit
  * @flushed: one past the highest output bit written to user memory so far
  *
- * Output bits are gathered in a kernel window and copied out when the
+ * Output bits are gathered in a small window and copied out when the
  * report moves past it, so a sparse report writes only the words that hold
- * set bits and a dense one copies whole runs of words.
+ * set bits and a dense one copies whole runs of words.  Nothing is
+ * allocated.
  */
 struct vfio_dirty_report {
 	u64 __user *ubitmap;
 	u64 iova;
 	u64 nbits;
 	unsigned int pgshift;
-	unsigned long *win;
+	unsigned long win[VFIO_DIRTY_WIN_BYTES / sizeof(unsigned long)];
 	u64 win_base;
 	unsigned int lo;
 	unsigned int hi;

@@ -218,7 +218,7 @@ static void report_folding(struct kunit *test)
  */
 static void report_sparse_and_unordered(struct kunit *test)
 {
-	unsigned int wbits = PAGE_SIZE * BITS_PER_BYTE, nbits = 4 * wbits;
+	unsigned int wbits = VFIO_DIRTY_WIN_BYTES * BITS_PER_BYTE, nbits = 4 * wbits;
 	struct vfio_dirty_report rep;
 	struct ubitmap ub;
 	u64 word;
@@ -245,6 +245,27 @@ static void report_sparse_and_unordered(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, word, CANARY);
 	KUNIT_ASSERT_EQ(test, get_user(word, ub.user + 3 * wbits / 64), 0);
 	KUNIT_EXPECT_EQ(test, word, CANARY);
+}
+
+/* Long runs across many windows, at every bit offset within a word. */
+static void report_long_runs(struct kunit *test)
+{
+	unsigned int wbits = VFIO_DIRTY_WIN_BYTES * BITS_PER_BYTE;
+	unsigned int nbits = 5 * wbits, start;
+	struct vfio_dirty_report rep;
+	struct ubitmap ub;
+
+	ubitmap_init(test, &ub, nbits, PROT_READ | PROT_WRITE);
+	for (start = wbits - 64; start < wbits + 64; start += 7) {
+		ubitmap_fill(test, &ub, 0);
+		bitmap_zero(ub.want, nbits);
+		report_start(test, &rep, &ub, 0, (u64)nbits << 12, 12);
+		KUNIT_EXPECT_EQ(test, vfio_dirty_report_add(&rep, (u64)start << 12,
+							    (u64)(3 * wbits + 5) << 12), 0);
+		report_end(test, &rep);
+		bitmap_set(ub.want, start, 3 * wbits + 5);
+		ubitmap_expect(test, &ub);
+	}
 }
 
 /* The top of the 64-bit IOVA space: nothing wraps. */
@@ -497,6 +518,7 @@ static struct kunit_case vfio_dirty_report_cases[] = {
 	KUNIT_CASE(report_partial_last_page),
 	KUNIT_CASE(report_folding),
 	KUNIT_CASE(report_sparse_and_unordered),
+	KUNIT_CASE(report_long_runs),
 	KUNIT_CASE(report_top_of_iova_space),
 	KUNIT_CASE(report_read_only_bitmap),
 	{}
