@@ -16,7 +16,9 @@
  *   CMD_WRITE_RW   vfio_dma_rw()
  *   CMD_PIN        pin the pages and keep them pinned (a working set)
  *   CMD_UNPIN      unpin the working set
- * DMA needs the device open and running (-EBUSY otherwise).
+ * DMA needs the device open and running (-EBUSY otherwise).  Like a real
+ * device's, it runs apart from the CPU that asked for it: in a kernel
+ * thread (a work item), which vfio_dma_rw() needs to reach the user's memory.
  *
  * Host-side control, without a guest: debugfs, per device,
  * /sys/kernel/debug/migdev/<mdev uuid>/
@@ -50,6 +52,7 @@
 #include <linux/uaccess.h>
 #include <linux/vfio.h>
 #include <linux/vmalloc.h>
+#include <linux/workqueue.h>
 
 #define MIGDEV_NAME		"migdev"
 #define MIGDEV_VENDOR		0x1234
@@ -123,6 +126,10 @@ struct migdev {
 	spinlock_t pin_lock;
 	dma_addr_t pinned[MIGDEV_MAX_PINNED];
 	unsigned int npinned;
+
+	/* a DMA command started by a BAR0 write */
+	struct work_struct bar_work;
+	bool bar_busy;
 
 	/* the v1 migration region */
 	u32 device_state;
@@ -342,6 +349,54 @@ static int migdev_dma(struct migdev *md, u32 cmd, u64 iova, u64 len, u32 seed)
 	return ret;
 }
 
+/* A DMA command to run in a kernel thread. */
+struct migdev_cmd {
+	struct work_struct work;
+	struct migdev *md;
+	u32 cmd;
+	u32 seed;
+	u64 iova;
+	u64 len;
+	int ret;
+};
+
+static void migdev_cmd_work(struct work_struct *work)
+{
+	struct migdev_cmd *c = container_of(work, struct migdev_cmd, work);
+
+	mutex_lock(&c->md->lock);
+	c->ret = migdev_dma(c->md, c->cmd, c->iova, c->len, c->seed);
+	mutex_unlock(&c->md->lock);
+}
+
+/* Run a DMA command and wait for it; md->lock must not be held. */
+static int migdev_dma_sync(struct migdev *md, u32 cmd, u64 iova, u64 len,
+			   u32 seed)
+{
+	struct migdev_cmd c = {
+		.md = md, .cmd = cmd, .iova = iova, .len = len, .seed = seed,
+	};
+
+	INIT_WORK_ONSTACK(&c.work, migdev_cmd_work);
+	queue_work(system_unbound_wq, &c.work);
+	flush_work(&c.work);
+	destroy_work_on_stack(&c.work);
+	return c.ret;
+}
+
+/* The command a BAR0 write started; the result goes to REG_DMA_STATUS. */
+static void migdev_bar_work(struct work_struct *work)
+{
+	struct migdev *md = container_of(work, struct migdev, bar_work);
+
+	mutex_lock(&md->lock);
+	migdev_dma(md, migdev_reg32(md, REG_DMA_CMD),
+		   le64_to_cpup((__le64 *)&md->regs[REG_DMA_ADDR]),
+		   migdev_reg32(md, REG_DMA_LEN), migdev_reg32(md, REG_DMA_SEED));
+	md->bar_busy = false;
+	mutex_unlock(&md->lock);
+}
+
 /* ---- config space and BAR0 ---- */
 
 static void migdev_init_config(struct migdev *md)
@@ -371,17 +426,25 @@ static void migdev_config_write(struct migdev *md, unsigned int off, u8 *val,
 	/* everything else is read-only */
 }
 
-/* A BAR0 write; a DMA command's result lands in REG_DMA_STATUS. */
+/*
+ * A BAR0 write; md->lock held.  Writing REG_DMA_CMD starts the command in
+ * the background; its result lands in REG_DMA_STATUS (-EBUSY when one is
+ * still running).
+ */
 static void migdev_bar0_write(struct migdev *md, unsigned int off, u8 *val,
 			      size_t len)
 {
-	if (off == REG_DMA_CMD && len == 4)
-		migdev_dma(md, le32_to_cpup((__le32 *)val),
-			   le64_to_cpup((__le64 *)&md->regs[REG_DMA_ADDR]),
-			   migdev_reg32(md, REG_DMA_LEN),
-			   migdev_reg32(md, REG_DMA_SEED));
-	else if ((off >= REG_DMA_ADDR && off < REG_DMA_CMD) || off >= REG_SCRATCH)
+	if (off == REG_DMA_CMD && len == 4) {
+		if (md->bar_busy) {
+			migdev_set_reg32(md, REG_DMA_STATUS, -EBUSY);
+			return;
+		}
 		memcpy(&md->regs[off], val, len);
+		md->bar_busy = true;
+		queue_work(system_unbound_wq, &md->bar_work);
+	} else if ((off >= REG_DMA_ADDR && off < REG_DMA_CMD) || off >= REG_SCRATCH) {
+		memcpy(&md->regs[off], val, len);
+	}
 	/* read-only registers ignore writes */
 }
 
@@ -793,7 +856,8 @@ static long migdev_ioctl(struct vfio_device *vdev, unsigned int cmd,
 		minsz = offsetofend(struct vfio_irq_info, count);
 		if (copy_from_user(&info, uarg, minsz))
 			return -EFAULT;
-		if (info.argsz < minsz || info.index >= VFIO_PCI_NUM_IRQS)
+		/* no error or request interrupts, like a legacy device */
+		if (info.argsz < minsz || info.index >= VFIO_PCI_ERR_IRQ_INDEX)
 			return -EINVAL;
 		info.flags = VFIO_IRQ_INFO_EVENTFD;
 		info.count = 0;		/* no interrupts */
@@ -833,6 +897,7 @@ static void migdev_close(struct vfio_device *vdev)
 {
 	struct migdev *md = to_migdev(vdev);
 
+	flush_work(&md->bar_work);
 	mutex_lock(&md->lock);
 	migdev_unpin_all(md);
 	md->opened = false;
@@ -866,9 +931,7 @@ static ssize_t migdev_dbg_dma(struct file *file, const char __user *ubuf,
 			break;
 	if (cmd > CMD_UNPIN)
 		return -EINVAL;
-	mutex_lock(&md->lock);
-	ret = migdev_dma(md, cmd, iova, len, seed);
-	mutex_unlock(&md->lock);
+	ret = migdev_dma_sync(md, cmd, iova, len, seed);
 	return ret ? ret : count;
 }
 
@@ -948,6 +1011,7 @@ static int migdev_init_dev(struct vfio_device *vdev)
 		return -ENOSPC;
 	mutex_init(&md->lock);
 	spin_lock_init(&md->pin_lock);
+	INIT_WORK(&md->bar_work, migdev_bar_work);
 	md->state = vzalloc(MIGDEV_STATE_SIZE);
 	md->data = vmalloc_user(MIGDEV_DATA_SIZE);
 	if (!md->state || !md->data) {

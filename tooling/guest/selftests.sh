@@ -16,4 +16,11 @@ for t in "$ksft"/*_test; do
 	echo $? > "$out/$name.exit"
 	grep -E '^(not )?ok ' "$out/$name.tap"
 done
+
+# End to end: live migration by QEMU 7.2 with the migdev sample device
+echo "== e2e-migration"
+timeout 900 python3 "$(dirname "$0")/e2e-migration.py" --runs "${E2E_RUNS:-1}" \
+	--tap "$out/e2e-migration.tap" > "$out/e2e-migration.log" 2>&1
+echo $? > "$out/e2e-migration.exit"
+cat "$out/e2e-migration.log"
 exit 0
