@@ -251,6 +251,7 @@ def run_once(tap, run, src_uuid, dst_uuid, workdir):
         ctl(src_uuid, "dma", "release 0 0 0")
         src.qmp.cmd("migrate-set-parameters", **{"max-bandwidth": 1 << 30,
                                                  "downtime-limit": 300})
+        log("  device stops writing, working set released: letting pre-copy converge")
         info = wait_status(src, ("completed",), 120)
         ram = info.get("ram", {})
         log(f"  completed: total {info.get('total-time')} ms, downtime {info.get('downtime')} ms, "
