@@ -596,32 +596,14 @@ static int run_bad(int container, const struct bad *b, struct pages *p)
 
 		return ioctl(container, VFIO_IOMMU_DIRTY_PAGES, &db) ? errno : 0;
 	}
-	if (b->op == OP_GET) {
-		/* the argument ends where the bitmap struct ends */
-		struct dirty_get arg = {
-			.db.argsz = sizeof(arg) - b->argsz_delta,
-			.db.flags = GET,
-			.get.iova = iova,
-			.get.size = size,
-			.get.bitmap.pgsize = pgsize,
-			.get.bitmap.size = bsize,
-			.get.bitmap.data = (__u64 *)data,
-		};
-
-		return ioctl(container, VFIO_IOMMU_DIRTY_PAGES, &arg) ? errno : 0;
-	}
-	{
-		struct unmap_bitmap arg = {
-			.unmap.argsz = sizeof(arg) - b->argsz_delta,
-			.unmap.flags = VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP | b->flags,
-			.unmap.iova = iova,
-			.unmap.size = size,
-			.bitmap.pgsize = pgsize,
-			.bitmap.size = bsize,
-			.bitmap.data = (__u64 *)data,
-		};
-		return ioctl(container, VFIO_IOMMU_UNMAP_DMA, &arg) ? errno : 0;
-	}
+	if (b->op == OP_GET)
+		return -vfio_get_bitmap_raw(container,
+					    sizeof(struct dirty_get) - b->argsz_delta,
+					    iova, size, pgsize, data, bsize);
+	return -vfio_unmap_bitmap_raw(container,
+				      sizeof(struct unmap_bitmap) - b->argsz_delta,
+				      b->flags, iova, size, pgsize, data, bsize,
+				      NULL);
 }
 
 TEST_F(mixed, bad_inputs_change_nothing)

@@ -76,6 +76,19 @@ static int64_t save_chunk(struct migdev *md, uint8_t *stream, size_t *len,
 	return size;
 }
 
+/* Stop-and-copy: fetch chunks until nothing is pending; 0 or -errno. */
+static int save_rest(struct migdev *md, uint8_t *stream, size_t *len)
+{
+	int64_t n;
+
+	do {
+		n = save_chunk(md, stream, len, NULL);
+		if (n < 0)
+			return n;
+	} while (n && mig_read64(md, MIG_PENDING));
+	return 0;
+}
+
 /* Resume every chunk of @stream into @md. */
 static int resume_stream(struct migdev *md, const uint8_t *stream, size_t len)
 {
@@ -242,10 +255,7 @@ TEST_F(mig, save_and_resume_byte_for_byte)
 	}
 	EXPECT_GT(round, 4);
 	ASSERT_EQ(0, mig_set_state(&self->a, V1_SAVING));
-	do {
-		n = save_chunk(&self->a, self->stream, &self->len, NULL);
-		ASSERT_GE(n, 0);
-	} while (n && mig_read64(&self->a, MIG_PENDING));
+	ASSERT_EQ(0, save_rest(&self->a, self->stream, &self->len));
 	EXPECT_EQ(0, mig_read64(&self->a, MIG_PENDING));
 	ASSERT_EQ(0, mig_set_state(&self->a, V1_STOP));
 	ksft_print_msg("%u pre-copy rounds, %zu bytes\n", round, self->len);
@@ -294,7 +304,6 @@ TEST_F(mig, repeated_and_short_reads)
 /* A save cancelled half-way, then a whole one: the whole one resumes. */
 TEST_F(mig, interrupted_save_then_complete)
 {
-	int64_t n;
 
 	ASSERT_EQ(0, migdev_ctl(&self->a, "step", "%d", 50));
 	ASSERT_EQ(0, mig_set_state(&self->a, V1_SAVING | V1_RUNNING));
@@ -303,10 +312,7 @@ TEST_F(mig, interrupted_save_then_complete)
 	ASSERT_EQ(0, migdev_ctl(&self->a, "step", "%d", 5));
 	self->len = 0;
 	ASSERT_EQ(0, mig_set_state(&self->a, V1_SAVING));
-	do {
-		n = save_chunk(&self->a, self->stream, &self->len, NULL);
-		ASSERT_GE(n, 0);
-	} while (n && mig_read64(&self->a, MIG_PENDING));
+	ASSERT_EQ(0, save_rest(&self->a, self->stream, &self->len));
 	ASSERT_EQ(0, mig_set_state(&self->a, V1_STOP));
 
 	/* resuming can be interrupted too, and started again */
@@ -346,14 +352,10 @@ TEST_F(mig, error_state_and_reset)
 /* A stream whose end record does not match what was resumed: EIO, error. */
 TEST_F(mig, resume_checks_the_checksum)
 {
-	int64_t n;
 
 	ASSERT_EQ(0, migdev_ctl(&self->a, "step", "%d", 9));
 	ASSERT_EQ(0, mig_set_state(&self->a, V1_SAVING));
-	do {
-		n = save_chunk(&self->a, self->stream, &self->len, NULL);
-		ASSERT_GE(n, 0);
-	} while (n && mig_read64(&self->a, MIG_PENDING));
+	ASSERT_EQ(0, save_rest(&self->a, self->stream, &self->len));
 	/* the end record is the stream's last 8 bytes: flip its checksum */
 	self->stream[self->len - 1] ^= 0x01;
 	ASSERT_EQ(0, mig_set_state(&self->b, V1_RESUMING));

@@ -221,15 +221,19 @@ struct unmap_bitmap {
 	struct vfio_bitmap bitmap;
 };
 
-/* UNMAP_DMA with GET_DIRTY_BITMAP; *@unmapped gets the unmapped size. */
-static inline int vfio_unmap_bitmap(int container, uint64_t iova,
-				    uint64_t size, uint64_t pgsize,
-				    uint64_t *bitmap, uint64_t bitmap_size,
-				    uint64_t *unmapped)
+/*
+ * UNMAP_DMA with GET_DIRTY_BITMAP and @flags, the argument @argsz bytes
+ * long; *@unmapped gets the unmapped size.
+ */
+static inline int vfio_unmap_bitmap_raw(int container, uint32_t argsz,
+					uint32_t flags, uint64_t iova,
+					uint64_t size, uint64_t pgsize,
+					uint64_t *bitmap, uint64_t bitmap_size,
+					uint64_t *unmapped)
 {
 	struct unmap_bitmap arg = {
-		.unmap.argsz = sizeof(arg),
-		.unmap.flags = VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP,
+		.unmap.argsz = argsz,
+		.unmap.flags = VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP | flags,
 		.unmap.iova = iova,
 		.unmap.size = size,
 		.bitmap.pgsize = pgsize,
@@ -241,6 +245,16 @@ static inline int vfio_unmap_bitmap(int container, uint64_t iova,
 	if (unmapped)
 		*unmapped = arg.unmap.size;
 	return ret;
+}
+
+static inline int vfio_unmap_bitmap(int container, uint64_t iova,
+				    uint64_t size, uint64_t pgsize,
+				    uint64_t *bitmap, uint64_t bitmap_size,
+				    uint64_t *unmapped)
+{
+	return vfio_unmap_bitmap_raw(container, sizeof(struct unmap_bitmap), 0,
+				     iova, size, pgsize, bitmap, bitmap_size,
+				     unmapped);
 }
 
 /* VFIO_IOMMU_DIRTY_PAGES with only a flag (START, STOP). */
@@ -259,13 +273,14 @@ struct dirty_get {
 	struct vfio_iommu_type1_dirty_bitmap_get get;
 };
 
-/* GET_BITMAP of [iova, iova + size) at @pgsize into @bitmap. */
-static inline int vfio_get_bitmap(int container, uint64_t iova, uint64_t size,
-				  uint64_t pgsize, uint64_t *bitmap,
-				  uint64_t bitmap_size)
+/* GET_BITMAP with an argument @argsz bytes long. */
+static inline int vfio_get_bitmap_raw(int container, uint32_t argsz,
+				      uint64_t iova, uint64_t size,
+				      uint64_t pgsize, uint64_t *bitmap,
+				      uint64_t bitmap_size)
 {
 	struct dirty_get arg = {
-		.db.argsz = sizeof(arg),
+		.db.argsz = argsz,
 		.db.flags = VFIO_IOMMU_DIRTY_PAGES_FLAG_GET_BITMAP,
 		.get.iova = iova,
 		.get.size = size,
@@ -275,6 +290,15 @@ static inline int vfio_get_bitmap(int container, uint64_t iova, uint64_t size,
 	};
 
 	return ioctl(container, VFIO_IOMMU_DIRTY_PAGES, &arg) ? -errno : 0;
+}
+
+/* GET_BITMAP of [iova, iova + size) at @pgsize into @bitmap. */
+static inline int vfio_get_bitmap(int container, uint64_t iova, uint64_t size,
+				  uint64_t pgsize, uint64_t *bitmap,
+				  uint64_t bitmap_size)
+{
+	return vfio_get_bitmap_raw(container, sizeof(struct dirty_get), iova,
+				   size, pgsize, bitmap, bitmap_size);
 }
 
 /* Bytes of a bitmap for @size bytes at @pgsize: whole u64 words. */
