@@ -304,7 +304,6 @@ TEST_F(mig, repeated_and_short_reads)
 /* A save cancelled half-way, then a whole one: the whole one resumes. */
 TEST_F(mig, interrupted_save_then_complete)
 {
-
 	ASSERT_EQ(0, migdev_ctl(&self->a, "step", "%d", 50));
 	ASSERT_EQ(0, mig_set_state(&self->a, V1_SAVING | V1_RUNNING));
 	ASSERT_GT(save_chunk(&self->a, self->stream, &self->len, NULL), 0);
@@ -352,7 +351,6 @@ TEST_F(mig, error_state_and_reset)
 /* A stream whose end record does not match what was resumed: EIO, error. */
 TEST_F(mig, resume_checks_the_checksum)
 {
-
 	ASSERT_EQ(0, migdev_ctl(&self->a, "step", "%d", 9));
 	ASSERT_EQ(0, mig_set_state(&self->a, V1_SAVING));
 	ASSERT_EQ(0, save_rest(&self->a, self->stream, &self->len));
