@@ -29,7 +29,8 @@
  * user zeroes the bitmap before the call, so words without a set bit are
  * never written.  Bits are set in a small window on the stack and copied
  * out when the report moves on, so a report costs about the number of u64
- * words holding set bits, and a dense one copies whole runs of words.  A
+ * words holding set bits; whole words of long runs are copied straight from
+ * a page of ones, so a dense report runs at copy_to_user() speed.  A
  * range may be added in any order; a window revisited after it was copied
  * out is merged with what the user memory already holds.
  */
@@ -47,6 +48,11 @@
 
 #define WIN_BITS	(VFIO_DIRTY_WIN_BYTES * BITS_PER_BYTE)
 #define WIN_WORDS	(WIN_BITS / 64)
+
+/* Source of whole dirty words for dense reports. */
+static const u64 vfio_dirty_ones[PAGE_SIZE / sizeof(u64)] = {
+	[0 ... PAGE_SIZE / sizeof(u64) - 1] = ~0ULL
+};
 
 #define VFIO_DIRTY_CHUNK_SHIFT	(PAGE_SHIFT + 3)
 #define VFIO_DIRTY_CHUNK_PAGES	BIT_ULL(VFIO_DIRTY_CHUNK_SHIFT)
@@ -338,6 +344,28 @@ static int vfio_dirty_report_flush(struct vfio_dirty_report *rep)
 	return 0;
 }
 
+/* Set @nwords whole words from @word straight in user memory. */
+static int vfio_dirty_report_fill(struct vfio_dirty_report *rep, u64 word,
+				  u64 nwords)
+{
+	int ret = vfio_dirty_report_flush(rep);
+
+	if (ret)
+		return ret;
+	/* a window over these words is merged when it is copied out */
+	rep->flushed = max(rep->flushed, (word + nwords) * 64);
+	while (nwords) {
+		u64 n = min_t(u64, nwords, ARRAY_SIZE(vfio_dirty_ones));
+
+		if (copy_to_user(rep->ubitmap + word, vfio_dirty_ones,
+				 n * sizeof(u64)))
+			return -EFAULT;
+		word += n;
+		nwords -= n;
+	}
+	return 0;
+}
+
 /**
  * vfio_dirty_report_add() - report an IOVA range dirty
  * @rep: the report
@@ -363,6 +391,16 @@ int vfio_dirty_report_add(struct vfio_dirty_report *rep, u64 iova, u64 size)
 	while (first <= last) {
 		unsigned int off, n;
 
+		/* whole words of a long run go straight to the user */
+		if (!(first % 64) && last - first + 1 >= 2 * 64) {
+			u64 nwords = (last - first + 1) / 64;
+
+			ret = vfio_dirty_report_fill(rep, first / 64, nwords);
+			if (ret)
+				return ret;
+			first += nwords * 64;
+			continue;
+		}
 		if (first < rep->win_base || first - rep->win_base >= WIN_BITS) {
 			ret = vfio_dirty_report_flush(rep);
 			if (ret)
@@ -371,6 +409,9 @@ int vfio_dirty_report_add(struct vfio_dirty_report *rep, u64 iova, u64 size)
 		}
 		off = first - rep->win_base;
 		n = min_t(u64, last - first + 1, WIN_BITS - off);
+		/* the head of a long run: up to its first whole word */
+		if ((first % 64) && last - first + 1 >= 3 * 64)
+			n = 64 - first % 64;
 		bitmap_set(rep->win, off, n);
 		rep->lo = min(rep->lo, off / 64);
 		rep->hi = max(rep->hi, (off + n - 1) / 64 + 1);
