@@ -44,4 +44,4 @@ export:
 
 ## make clean-cache   delete the cache (base, trees, build output, ccache)
 clean-cache:
-	@. tooling/lib.sh && rm -rf "$$CACHE"
+	@. tooling/lib.sh && chmod -R u+w "$$CACHE" && rm -rf "$$CACHE"
