@@ -29,6 +29,7 @@
  *             state), equal on source and destination after a migration
  *   state     read: the device state itself, registers then internal state
  *   pinned    read: number of pages in the working set
+ *   saved     read: bytes of migration data the device handed out
  *
  * The migration region (index VFIO_PCI_NUM_REGIONS, type 3, subtype 1)
  *   0x0000  header, trapped, natural-width accesses only
@@ -139,6 +140,7 @@ struct migdev {
 	bool end_to_send;
 	bool chunk_ready;		/* a chunk waits for its acknowledgment */
 	u64 chunk_len;
+	u64 saved;			/* bytes of acknowledged chunks */
 };
 
 static struct migdev_parent {
@@ -601,6 +603,8 @@ static ssize_t migdev_mig_header(struct migdev *md, unsigned int off, u8 *val,
 		if (len != 8 || write)
 			return -EINVAL;
 		if (migdev_saving(md)) {
+			if (md->chunk_ready)
+				md->saved += md->chunk_len;
 			md->chunk_ready = false;	/* acknowledged */
 			v = migdev_pending(md);
 		}
@@ -1056,6 +1060,7 @@ static int migdev_probe(struct mdev_device *mdev)
 	debugfs_create_file("checksum", 0400, md->debugfs, md, &migdev_dbg_fops);
 	debugfs_create_file("state", 0400, md->debugfs, md, &migdev_dbg_state_fops);
 	debugfs_create_u32("pinned", 0400, md->debugfs, &md->npinned);
+	debugfs_create_u64("saved", 0400, md->debugfs, &md->saved);
 	return 0;
 }
 

@@ -2,9 +2,11 @@
 /*
  * The VFIO v1 migration region, driven as a VMM drives it, against the
  * migdev sample driver: region discovery, states and transitions, access
- * rules, saving into a buffer and resuming a second instance from it.
+ * rules, saving into a buffer and resuming a second instance from it, and
+ * removing an instance while it is open.
  */
 #include <sys/mman.h>
+#include <sys/wait.h>
 
 #include "../kselftest_harness.h"
 #include "migdev.h"
@@ -359,6 +361,56 @@ TEST_F(mig, resume_checks_the_checksum)
 	ASSERT_EQ(0, mig_set_state(&self->b, V1_RESUMING));
 	EXPECT_EQ(-EIO, resume_stream(&self->b, self->stream, self->len));
 	EXPECT_EQ(V1_SAVING | V1_RESUMING, mig_state(&self->b));
+}
+
+/*
+ * An instance removed while it is open, with a page pinned: the removal
+ * waits for the user to close it, then completes.
+ */
+TEST(removal_while_open)
+{
+	const char *types = "/sys/class/mdev_bus/migdev/mdev_supported_types/";
+	const char *uuid = "6a0a2a3e-0000-4000-8000-00000000b0ff";
+	char path[512];
+	struct migdev md;
+	void *page;
+	int fd, status, nth;
+	pid_t pid;
+
+	snprintf(path, sizeof(path), "%s" MIGDEV_TYPE "/create", types);
+	fd = open(path, O_WRONLY);
+	if (fd < 0)
+		SKIP(return, "no migdev parent (CONFIG_SAMPLE_VFIO_MDEV_MIGDEV)");
+	ASSERT_EQ(strlen(uuid), write(fd, uuid, strlen(uuid)));
+	close(fd);
+	for (nth = 0; ; nth++) {
+		ASSERT_EQ(0, migdev_open(&md, nth));
+		if (!strcmp(md.uuid, uuid))
+			break;
+		migdev_close(&md);
+	}
+	page = mmap(NULL, PAGE_4K, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, page);
+	ASSERT_EQ(0, vfio_map(md.container, 0x100000, page, PAGE_4K));
+	ASSERT_EQ(0, migdev_ctl(&md, "dma", "keep 0x100000 1 0"));
+	EXPECT_EQ(1, migdev_pinned(&md));
+
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (!pid) {
+		snprintf(path, sizeof(path), "/sys/bus/mdev/devices/%s/remove", uuid);
+		fd = open(path, O_WRONLY);
+		_exit(fd < 0 || write(fd, "1", 1) != 1);
+	}
+	sleep(1);
+	EXPECT_EQ(0, waitpid(pid, &status, WNOHANG));	/* still waiting */
+	migdev_close(&md);
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_TRUE(WIFEXITED(status) && !WEXITSTATUS(status));
+	snprintf(path, sizeof(path), "/sys/bus/mdev/devices/%s", uuid);
+	EXPECT_EQ(-1, access(path, F_OK));
+	munmap(page, PAGE_4K);
 }
 
 TEST_HARNESS_MAIN
