@@ -399,6 +399,10 @@ TEST(removal_while_open)
 	pid = fork();
 	ASSERT_GE(pid, 0);
 	if (!pid) {
+		/* the parent's descriptors keep the device open, not ours */
+		close(md.fd);
+		close(md.group);
+		close(md.container);
 		snprintf(path, sizeof(path), "/sys/bus/mdev/devices/%s/remove", uuid);
 		fd = open(path, O_WRONLY);
 		_exit(fd < 0 || write(fd, "1", 1) != 1);
