@@ -237,15 +237,19 @@ def run_once(tap, run, src_uuid, dst_uuid, workdir):
         wait_status(src, ("active",), 60)
         writes = []
         ctl(src_uuid, "dma", f"keep {DMA_BASE + 0x1000000:#x} 0x2000 0")  # working set
+        normal = src.qmp.cmd("query-migrate").get("ram", {}).get("normal", 0)
         for rnd in range(6):
             dma_round(src_uuid, rnd, writes)
+            time.sleep(0.5)
             info = src.qmp.cmd("query-migrate")
             ram = info.get("ram", {})
-            log(f"  pre-copy, status {info['status']}: device wrote {len(writes)} ranges; "
-                f"ram transferred {ram.get('transferred', 0) >> 10} KiB, "
-                f"dirty syncs {ram.get('dirty-sync-count', 0)}, "
-                f"remaining {ram.get('remaining', 0) >> 10} KiB")
-            time.sleep(0.5)
+            # the guest CPU idles: the non-zero pages QEMU sends are the
+            # pages the kernel reported dirty (device writes, pinned pages)
+            log(f"  pre-copy {rnd + 1}, {info['status']}: device wrote 6 pages, keeps 2 "
+                f"pinned; QEMU sent {ram.get('normal', 0) - normal} pages the kernel "
+                f"reported dirty (pinned ones at every sync), "
+                f"{ram.get('dirty-sync-count', 0)} syncs so far")
+            normal = ram.get("normal", 0)
         still_precopy = info["status"] == "active"
         tap.check(still_precopy, f"run {run}: the device wrote during pre-copy")
         ctl(src_uuid, "dma", "release 0 0 0")
