@@ -59,10 +59,11 @@ static void want_pages(uint64_t *want, uint64_t first, uint64_t n)
 	ASSERT_EQ(0, vfio_get_bitmap(self->md.container, IOVA, SIZE,	\
 				     PAGE_4K, self->bitmap,		\
 				     sizeof(self->bitmap)));		\
-	for (w = 0; w < WORDS; w++)					\
+	for (w = 0; w < WORDS; w++) {					\
 		EXPECT_EQ(self->want[w], self->bitmap[w]) {		\
 			ksft_print_msg("word %u\n", w);			\
 		}							\
+	}								\
 	memset(self->want, 0, sizeof(self->want));			\
 } while (0)
 
@@ -202,6 +203,65 @@ TEST_F(pin, stopped_device_does_no_dma)
 	EXPECT_EQ(-EBUSY, migdev_ctl(&self->md, "dma", "rw 0x%llx 4 0",
 				     (unsigned long long)IOVA));
 	memset(self->want, 0, sizeof(self->want));
+	EXPECT_REPORT();
+}
+
+static int write_file(const char *path, const char *val)
+{
+	int fd = open(path, O_WRONLY), ret;
+
+	if (fd < 0)
+		return -errno;
+	ret = write(fd, val, strlen(val)) == (ssize_t)strlen(val) ? 0 : -errno;
+	close(fd);
+	return ret;
+}
+
+/*
+ * Allocation failures: the n-th slab allocation of a GET_BITMAP fails, for
+ * every n in turn (fail-nth).  Marking pinned pages needs memory; without
+ * it the tracker records more (the whole chunk), so every GET succeeds and
+ * reports at least the pinned pages.
+ */
+TEST_F(pin, allocation_failures_report_more)
+{
+	char path[64], val[16];
+	int fd, n, injected = 0;
+
+	if (write_file("/sys/kernel/debug/failslab/ignore-gfp-wait", "N") ||
+	    write_file("/sys/kernel/debug/failslab/verbose", "0"))
+		SKIP(return, "no failslab (CONFIG_FAILSLAB, CONFIG_FAULT_INJECTION_DEBUG_FS)");
+	snprintf(path, sizeof(path), "/proc/self/task/%d/fail-nth", (int)gettid());
+	ASSERT_EQ(0, migdev_ctl(&self->md, "dma", "keep 0x%llx 8192 0",
+				(unsigned long long)(IOVA + 20 * PAGE_4K)));
+	for (n = 1; n < 32; n++) {
+		/* each report starts clean: marking the pinned pages allocates */
+		memset(self->bitmap, 0, sizeof(self->bitmap));
+		fd = open(path, O_RDWR);
+		ASSERT_GE(fd, 0);
+		snprintf(val, sizeof(val), "%d", n);
+		ASSERT_EQ((ssize_t)strlen(val), write(fd, val, strlen(val)));
+		EXPECT_EQ(0, vfio_get_bitmap(self->md.container, IOVA, SIZE, PAGE_4K,
+					     self->bitmap, sizeof(self->bitmap)));
+		memset(val, 0, sizeof(val));
+		ASSERT_LT(0, pread(fd, val, sizeof(val) - 1, 0));
+		ASSERT_EQ(1, write(fd, "0", 1));
+		close(fd);
+		EXPECT_EQ(3ULL << 20, self->bitmap[0] & (3ULL << 20));
+		if (atoi(val))		/* fewer than n allocations: all tried */
+			break;
+		injected++;
+	}
+	EXPECT_GT(injected, 0);
+	ksft_print_msg("%d allocations of a GET_BITMAP failed in turn\n", injected);
+	/*
+	 * With memory back, one report clears what fell back to whole
+	 * chunks; after it, reports are exact again.
+	 */
+	ASSERT_EQ(0, vfio_get_bitmap(self->md.container, IOVA, SIZE, PAGE_4K,
+				     self->bitmap, sizeof(self->bitmap)));
+	memset(self->want, 0, sizeof(self->want));
+	want_pages(self->want, 20, 2);
 	EXPECT_REPORT();
 }
 
