@@ -294,10 +294,10 @@ EXPORT_SYMBOL_GPL(vfio_dirty_empty);
  * @size: bytes of IOVA space the report covers, not zero
  * @pgshift: log2 of the bitmap's page size
  *
- * Return: 0.
+ * A report holds no resources: one that is not finished is simply dropped.
  */
-int vfio_dirty_report_init(struct vfio_dirty_report *rep, u64 __user *ubitmap,
-			   u64 iova, u64 size, unsigned int pgshift)
+void vfio_dirty_report_init(struct vfio_dirty_report *rep, u64 __user *ubitmap,
+			    u64 iova, u64 size, unsigned int pgshift)
 {
 	*rep = (struct vfio_dirty_report) {
 		.ubitmap = ubitmap,
@@ -306,7 +306,6 @@ int vfio_dirty_report_init(struct vfio_dirty_report *rep, u64 __user *ubitmap,
 		.pgshift = pgshift,
 		.lo = WIN_WORDS,
 	};
-	return 0;
 }
 EXPORT_SYMBOL_GPL(vfio_dirty_report_init);
 
@@ -432,17 +431,6 @@ int vfio_dirty_report_finish(struct vfio_dirty_report *rep)
 	return vfio_dirty_report_flush(rep);
 }
 EXPORT_SYMBOL_GPL(vfio_dirty_report_finish);
-
-/**
- * vfio_dirty_report_destroy() - end a report that will not be finished
- * @rep: the report
- */
-void vfio_dirty_report_destroy(struct vfio_dirty_report *rep)
-{
-	rep->lo = WIN_WORDS;
-	rep->hi = 0;
-}
-EXPORT_SYMBOL_GPL(vfio_dirty_report_destroy);
 
 /**
  * vfio_dirty_report_map() - add a mapping's dirty pages to a report

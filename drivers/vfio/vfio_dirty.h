@@ -64,11 +64,10 @@ void vfio_dirty_mark_all(struct vfio_dirty *d);
 void vfio_dirty_clear(struct vfio_dirty *d, u64 offset, u64 len);
 bool vfio_dirty_empty(struct vfio_dirty *d);
 
-int vfio_dirty_report_init(struct vfio_dirty_report *rep, u64 __user *ubitmap,
-			   u64 iova, u64 size, unsigned int pgshift);
+void vfio_dirty_report_init(struct vfio_dirty_report *rep, u64 __user *ubitmap,
+			    u64 iova, u64 size, unsigned int pgshift);
 int vfio_dirty_report_add(struct vfio_dirty_report *rep, u64 iova, u64 size);
 int vfio_dirty_report_finish(struct vfio_dirty_report *rep);
-void vfio_dirty_report_destroy(struct vfio_dirty_report *rep);
 int vfio_dirty_report_map(struct vfio_dirty_report *rep, struct vfio_dirty *d,
 			  u64 map_iova, u64 offset, u64 len);
 

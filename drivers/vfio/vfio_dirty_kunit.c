@@ -77,14 +77,12 @@ static void report_start(struct kunit *test, struct vfio_dirty_report *rep,
 			 struct ubitmap *ub, u64 iova, u64 size,
 			 unsigned int pgshift)
 {
-	KUNIT_ASSERT_EQ(test, vfio_dirty_report_init(rep, ub->user, iova, size,
-						     pgshift), 0);
+	vfio_dirty_report_init(rep, ub->user, iova, size, pgshift);
 }
 
 static void report_end(struct kunit *test, struct vfio_dirty_report *rep)
 {
 	KUNIT_EXPECT_EQ(test, vfio_dirty_report_finish(rep), 0);
-	vfio_dirty_report_destroy(rep);
 }
 
 static const unsigned int pgshifts[] = { 12, 13, 16, 21, 30 };
@@ -276,7 +274,7 @@ static void report_top_of_iova_space(struct kunit *test)
 	u64 __user *user = ubitmap_map(test, nbits, PROT_READ | PROT_WRITE);
 	struct vfio_dirty_report rep;
 
-	KUNIT_ASSERT_EQ(test, vfio_dirty_report_init(&rep, user, iova, size, 12), 0);
+	vfio_dirty_report_init(&rep, user, iova, size, 12);
 	KUNIT_EXPECT_EQ(test, vfio_dirty_report_add(&rep, U64_MAX - 10, 11), 0);
 	KUNIT_EXPECT_EQ(test, vfio_dirty_report_add(&rep, iova - SZ_4K, SZ_8K), 0);
 	report_end(test, &rep);
@@ -298,7 +296,6 @@ static void report_read_only_bitmap(struct kunit *test)
 	report_start(test, &rep, &ub, 0, 64 * SZ_4K, 12);
 	KUNIT_EXPECT_EQ(test, vfio_dirty_report_add(&rep, 0, SZ_4K), 0);
 	KUNIT_EXPECT_EQ(test, vfio_dirty_report_finish(&rep), -EFAULT);
-	vfio_dirty_report_destroy(&rep);
 }
 
 /*
@@ -342,9 +339,8 @@ static void trk_expect_range(struct kunit *test, struct trk *t, u64 page,
 	u64 i;
 
 	ubitmap_fill(test, &t->ub, 0);
-	KUNIT_ASSERT_EQ(test, vfio_dirty_report_init(&rep, t->ub.user,
-						     TRK_IOVA + (page << PAGE_SHIFT),
-						     npages << PAGE_SHIFT, PAGE_SHIFT), 0);
+	vfio_dirty_report_init(&rep, t->ub.user, TRK_IOVA + (page << PAGE_SHIFT),
+			       npages << PAGE_SHIFT, PAGE_SHIFT);
 	KUNIT_EXPECT_EQ(test, vfio_dirty_report_map(&rep, &t->d, TRK_IOVA,
 						    page << PAGE_SHIFT,
 						    npages << PAGE_SHIFT), 0);
@@ -500,13 +496,11 @@ static void tracker_failed_report_keeps_bits(struct kunit *test)
 	trk_init(test, &t);
 	trk_mark(&t, 1, 1);
 	trk_mark(&t, 3 * CHUNK, CHUNK);
-	KUNIT_ASSERT_EQ(test, vfio_dirty_report_init(&rep, ro, TRK_IOVA,
-						     (u64)TRK_PAGES << PAGE_SHIFT,
-						     PAGE_SHIFT), 0);
+	vfio_dirty_report_init(&rep, ro, TRK_IOVA, (u64)TRK_PAGES << PAGE_SHIFT,
+			       PAGE_SHIFT);
 	KUNIT_EXPECT_EQ(test, vfio_dirty_report_map(&rep, &t.d, TRK_IOVA, 0,
 						    (u64)TRK_PAGES << PAGE_SHIFT),
 			-EFAULT);
-	vfio_dirty_report_destroy(&rep);
 	trk_expect(test, &t);
 	trk_destroy(&t);
 }

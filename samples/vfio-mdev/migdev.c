@@ -111,7 +111,6 @@ enum { REC_BLOCK = 1, REC_REGS, REC_END };
 
 struct migdev {
 	struct vfio_device vdev;
-	struct mdev_device *mdev;
 	struct mutex lock;		/* everything below */
 	bool opened;
 	u8 config[MIGDEV_CONFIG_SIZE];
@@ -1047,7 +1046,6 @@ static int migdev_probe(struct mdev_device *mdev)
 	md = vfio_alloc_device(migdev, vdev, &mdev->dev, &migdev_ops);
 	if (IS_ERR(md))
 		return PTR_ERR(md);
-	md->mdev = mdev;
 	ret = vfio_register_emulated_iommu_dev(&md->vdev);
 	if (ret) {
 		vfio_put_device(&md->vdev);
