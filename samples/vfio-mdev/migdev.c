@@ -29,7 +29,7 @@
  *             state), equal on source and destination after a migration
  *   state     read: the device state itself, registers then internal state
  *   pinned    read: number of pages in the working set
- *   saved     read: bytes of migration data the device handed out
+ *   saved     read: bytes of migration data handed out by the last save
  *
  * The migration region (index VFIO_PCI_NUM_REGIONS, type 3, subtype 1)
  *   0x0000  header, trapped, natural-width accesses only
@@ -139,7 +139,7 @@ struct migdev {
 	bool end_to_send;
 	bool chunk_ready;		/* a chunk waits for its acknowledgment */
 	u64 chunk_len;
-	u64 saved;			/* bytes of acknowledged chunks */
+	u64 saved;			/* bytes acknowledged in this save */
 };
 
 static struct migdev_parent {
@@ -569,6 +569,7 @@ static int migdev_set_state(struct migdev *md, u32 new)
 		md->regs_to_send = true;
 		md->end_to_send = true;
 		md->chunk_ready = false;
+		md->saved = 0;
 	}
 	if (!(to & STATE_SAVING))
 		md->chunk_ready = false;
