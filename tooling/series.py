@@ -15,7 +15,6 @@ in their final form.
                                        back into patches/ and the new files
 """
 
-import filecmp
 import os
 import re
 import shutil
