@@ -13,16 +13,21 @@
  * VFIO_DIRTY_FULL, or when the whole mapping is marked @all.  Chunks without
  * a dirty page have no entry and no memory, so a clean mapping of any size
  * costs nothing and tracking memory grows with what gets dirty.  It is
- * charged to the memory cgroup of the task that makes pages dirty.  When
- * memory cannot be had, the tracker records more (the whole chunk, or the
- * whole mapping), never less.
+ * charged to the active memory cgroup (type1 makes it the one of the
+ * mapping's owner).  Allocations neither retry hard nor invoke the OOM
+ * killer: when memory cannot be had, the tracker records more (the whole
+ * chunk, or the whole mapping), never less.  Splitting a whole-mapping
+ * mark materialises at most VFIO_DIRTY_SPLIT_MAX chunks; past that, the
+ * mapping stays dirty as a whole.
  *
  * When bits reset: only in vfio_dirty_clear(), which type1 calls for a range
  * after its report reached the user whole.  A report never changes the
  * tracker, so a failed report loses nothing.
  *
  * Locking: the owner serialises every call (type1 holds iommu->lock); the
- * tracker has no lock of its own.  Allocations may sleep.
+ * tracker has no lock of its own.  Every call may sleep: loops over many
+ * chunks or words reschedule, and a report stops with -EINTR when the
+ * caller got a fatal signal (a failed report changes nothing).
  *
  * Reports: a report writes the dirty state of an IOVA range into a bitmap
  * the user owns.  Bit i stands for the page at iova + (i << pgshift); the
@@ -41,6 +46,8 @@
 #include <linux/export.h>
 #include <linux/find.h>
 #include <linux/minmax.h>
+#include <linux/sched.h>
+#include <linux/sched/signal.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
 
@@ -57,6 +64,12 @@ static const u64 vfio_dirty_ones[PAGE_SIZE / sizeof(u64)] = {
 #define VFIO_DIRTY_CHUNK_SHIFT	(PAGE_SHIFT + 3)
 #define VFIO_DIRTY_CHUNK_PAGES	BIT_ULL(VFIO_DIRTY_CHUNK_SHIFT)
 #define VFIO_DIRTY_FULL		xa_mk_value(1)
+
+/* Tracking memory is worth no reclaim storm and no OOM kill: see above. */
+#define VFIO_DIRTY_GFP		(GFP_KERNEL_ACCOUNT | __GFP_NORETRY | __GFP_NOWARN)
+
+/* Chunks a whole-mapping mark may be split into: 8 TiB of 4 KiB pages. */
+#define VFIO_DIRTY_SPLIT_MAX	(1UL << 16)
 
 /* Bits of the chunk pages [first, last] (inclusive) of chunk @c. */
 struct vfio_dirty_span {
@@ -88,7 +101,7 @@ static bool vfio_dirty_span_whole(const struct vfio_dirty_span *sp)
 VISIBLE_IF_KUNIT unsigned long *vfio_dirty_alloc_bits(void)
 {
 	KUNIT_STATIC_STUB_REDIRECT(vfio_dirty_alloc_bits);
-	return kzalloc(PAGE_SIZE, GFP_KERNEL_ACCOUNT);
+	return kzalloc(PAGE_SIZE, VFIO_DIRTY_GFP);
 }
 EXPORT_SYMBOL_IF_KUNIT(vfio_dirty_alloc_bits);
 
@@ -97,7 +110,7 @@ VISIBLE_IF_KUNIT int vfio_dirty_store(struct vfio_dirty *d, unsigned long index,
 				      void *entry)
 {
 	KUNIT_STATIC_STUB_REDIRECT(vfio_dirty_store, d, index, entry);
-	return xa_err(xa_store(&d->chunks, index, entry, GFP_KERNEL_ACCOUNT));
+	return xa_err(xa_store(&d->chunks, index, entry, VFIO_DIRTY_GFP));
 }
 EXPORT_SYMBOL_IF_KUNIT(vfio_dirty_store);
 
@@ -164,6 +177,7 @@ static void vfio_dirty_mark_pages(struct vfio_dirty *d, u64 first, u64 last)
 		struct vfio_dirty_span sp = vfio_dirty_span(d, c, first, last);
 		unsigned long *bits = xa_load(&d->chunks, c);
 
+		cond_resched();
 		if (bits == VFIO_DIRTY_FULL)
 			continue;
 		if (vfio_dirty_span_whole(&sp)) {
@@ -234,6 +248,13 @@ void vfio_dirty_clear(struct vfio_dirty *d, u64 offset, u64 len)
 		return;
 	}
 	if (d->all) {
+		u64 last_chunk = (d->npages - 1) >> VFIO_DIRTY_CHUNK_SHIFT;
+		u64 kept = (first >> VFIO_DIRTY_CHUNK_SHIFT) +
+			   (last_chunk - (last >> VFIO_DIRTY_CHUNK_SHIFT)) + 2;
+
+		/* a huge mapping stays dirty as a whole: report more */
+		if (kept > VFIO_DIRTY_SPLIT_MAX)
+			return;
 		/* keep the rest of the mapping dirty, chunk by chunk */
 		vfio_dirty_free_chunks(d);
 		d->all = false;
@@ -248,6 +269,8 @@ void vfio_dirty_clear(struct vfio_dirty *d, u64 offset, u64 len)
 			  last >> VFIO_DIRTY_CHUNK_SHIFT) {
 		struct vfio_dirty_span sp = vfio_dirty_span(d, c, first, last);
 		unsigned long *bits = entry;
+
+		cond_resched();
 
 		if (vfio_dirty_span_whole(&sp)) {
 			xa_erase(&d->chunks, c);
@@ -361,6 +384,11 @@ static int vfio_dirty_report_fill(struct vfio_dirty_report *rep, u64 word,
 			return -EFAULT;
 		word += n;
 		nwords -= n;
+		if (nwords) {
+			if (fatal_signal_pending(current))
+				return -EINTR;
+			cond_resched();
+		}
 	}
 	return 0;
 }
@@ -374,7 +402,8 @@ static int vfio_dirty_report_fill(struct vfio_dirty_report *rep, u64 word,
  * Sets the bit of every bitmap page that overlaps the range; the parts of
  * the range outside the report are ignored.
  *
- * Return: 0, or -EFAULT if the user's bitmap could not be written.
+ * Return: 0, -EFAULT if the user's bitmap could not be written, or
+ * -EINTR if the caller got a fatal signal.
  */
 int vfio_dirty_report_add(struct vfio_dirty_report *rep, u64 iova, u64 size)
 {
@@ -442,7 +471,8 @@ EXPORT_SYMBOL_GPL(vfio_dirty_report_finish);
  *
  * Changes nothing in @d.
  *
- * Return: 0, or -EFAULT if the user's bitmap could not be written.
+ * Return: 0, -EFAULT if the user's bitmap could not be written, or
+ * -EINTR if the caller got a fatal signal.
  */
 int vfio_dirty_report_map(struct vfio_dirty_report *rep, struct vfio_dirty *d,
 			  u64 map_iova, u64 offset, u64 len)
@@ -462,6 +492,8 @@ int vfio_dirty_report_map(struct vfio_dirty_report *rep, struct vfio_dirty *d,
 		struct vfio_dirty_span sp = vfio_dirty_span(d, c, first, last);
 		u64 iova = map_iova + (sp.base << PAGE_SHIFT);
 		unsigned int b, e;
+
+		cond_resched();
 
 		if (entry == VFIO_DIRTY_FULL) {
 			ret = vfio_dirty_report_add(rep, iova + ((u64)sp.lo << PAGE_SHIFT),

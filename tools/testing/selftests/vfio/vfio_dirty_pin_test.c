@@ -6,6 +6,11 @@
  * for bit, and the written memory byte for byte.
  */
 #include "../kselftest_harness.h"
+#include <pthread.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
 #include "migdev.h"
 
 #define IOVA		0x100000ULL
@@ -206,6 +211,84 @@ TEST_F(pin, stopped_device_does_no_dma)
 	EXPECT_REPORT();
 }
 
+struct stopper {
+	int container;
+	unsigned int delay_us;
+};
+
+static void *stop_later(void *arg)
+{
+	struct stopper *st = arg;
+
+	usleep(st->delay_us);
+	return (void *)(long)vfio_dirty(st->container,
+					VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP);
+}
+
+/*
+ * UNMAP_DMA with GET_DIRTY_BITMAP while another thread stops tracking:
+ * the unmap notifies the driver, which unpins (dirtying the pages), with
+ * iommu->lock dropped.  A STOP in that window must not make the unmap
+ * succeed with fewer bits: it either reports every pinned page or fails
+ * with -EINVAL and unmaps nothing.
+ */
+TEST_F(pin, unmap_bitmap_races_stop)
+{
+	int i, reported = 0, refused = 0;
+
+	for (i = 0; i < 200; i++) {
+		struct stopper st = {
+			.container = self->md.container,
+			.delay_us = (i * 37) % 1500,
+		};
+		uint64_t unmapped = 0;
+		pthread_t t;
+		void *stop_ret;
+		int ret;
+
+		ASSERT_EQ(0, vfio_dirty(self->md.container,
+					VFIO_IOMMU_DIRTY_PAGES_FLAG_START));
+		ASSERT_EQ(0, migdev_ctl(&self->md, "dma", "keep 0x%llx %llu 0",
+					(unsigned long long)IOVA,
+					(unsigned long long)SIZE));
+		memset(self->bitmap, 0, sizeof(self->bitmap));
+		ASSERT_EQ(0, pthread_create(&t, NULL, stop_later, &st));
+		ret = vfio_unmap_bitmap(self->md.container, IOVA, SIZE, PAGE_4K,
+					self->bitmap, sizeof(self->bitmap),
+					&unmapped);
+		ASSERT_EQ(0, pthread_join(t, &stop_ret));
+		ASSERT_EQ(0, (long)stop_ret);
+		if (ret == -EINVAL) {
+			/* tracking stopped first: nothing unmapped */
+			EXPECT_EQ(0, unmapped);
+			EXPECT_EQ(-EEXIST, vfio_map(self->md.container, IOVA,
+						    self->buf, SIZE));
+			if (migdev_pinned(&self->md) > 0)
+				ASSERT_EQ(0, migdev_ctl(&self->md, "dma",
+							"release 0x%llx %llu 0",
+							(unsigned long long)IOVA,
+							(unsigned long long)SIZE));
+			refused++;
+			continue;
+		}
+		ASSERT_EQ(0, ret);
+		EXPECT_EQ(SIZE, unmapped);
+		EXPECT_EQ(PAGES, bitmap_weight(self->bitmap, PAGES)) {
+			ksft_print_msg("round %d: %llu of %llu pinned pages reported\n",
+				       i, (unsigned long long)
+				       bitmap_weight(self->bitmap, PAGES),
+				       (unsigned long long)PAGES);
+			break;
+		}
+		reported++;
+		ASSERT_EQ(0, vfio_map(self->md.container, IOVA, self->buf, SIZE));
+	}
+	ksft_print_msg("%d unmaps reported every page, %d were refused\n",
+		       reported, refused);
+	ASSERT_EQ(0, vfio_dirty(self->md.container,
+				VFIO_IOMMU_DIRTY_PAGES_FLAG_START));
+}
+
 static int write_file(const char *path, const char *val)
 {
 	int fd = open(path, O_WRONLY), ret;
@@ -263,6 +346,280 @@ TEST_F(pin, allocation_failures_report_more)
 	memset(self->want, 0, sizeof(self->want));
 	want_pages(self->want, 20, 2);
 	EXPECT_REPORT();
+}
+
+/* Read a number from file @name of cgroup directory @cg; -1 on error. */
+static long long cg_read(const char *cg, const char *name)
+{
+	char path[256], buf[64];
+	long long v = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", cg, name);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	if (!fgets(buf, sizeof(buf), f) || sscanf(buf, "%lld", &v) != 1)
+		v = -1;
+	fclose(f);
+	return v;
+}
+
+/* Value of @key in the flat-keyed cgroup file @name; -1 on error. */
+static long long cg_key(const char *cg, const char *name, const char *key)
+{
+	char path[256], k[64];
+	long long v, ret = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", cg, name);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fscanf(f, "%63s %lld", k, &v) == 2)
+		if (!strcmp(k, key))
+			ret = v;
+	fclose(f);
+	return ret;
+}
+
+#define CG_ROOT		"/sys/fs/cgroup"
+#define CG_TEST		CG_ROOT "/vfio-dirty-test"
+#define CG_CHUNK	(128ULL << 20)	/* one tracker chunk: 32768 pages */
+#define CG_CHUNKS	256ULL
+
+/*
+ * The device writes one page in each chunk of [iova, iova + span), driven
+ * by a child process in the root cgroup: only the tracker's allocations
+ * (made in migdev's work item) can reach the test's cgroup.
+ */
+static int dirty_chunks_from_child(struct migdev *md, uint64_t iova,
+				   long long limit)
+{
+	pid_t child = fork();
+	char max[32];
+	int status;
+	uint64_t c;
+
+	if (child < 0)
+		return -errno;
+	if (!child) {
+		if (write_file(CG_ROOT "/cgroup.procs", "0"))
+			_exit(2);
+		/* the limit only while the device writes */
+		snprintf(max, sizeof(max), "%lld", limit);
+		if (limit && write_file(CG_TEST "/memory.max", max))
+			_exit(3);
+		for (c = 0; c < CG_CHUNKS; c++)
+			if (migdev_ctl(md, "dma", "rw 0x%llx 8 %llu",
+				       (unsigned long long)(iova + c * CG_CHUNK +
+							    64 * PAGE_4K),
+				       (unsigned long long)c))
+				_exit(1);
+		if (limit && write_file(CG_TEST "/memory.max", "max"))
+			_exit(3);
+		_exit(0);
+	}
+	if (waitpid(child, &status, 0) != child)
+		return -errno;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -EINTR;
+}
+
+/*
+ * Tracking memory is charged to the memory cgroup of the mapping's owner,
+ * also when the device makes pages dirty from a kernel thread (migdev's
+ * DMA runs in a work item).  Dirtying one page in each of 256 chunks
+ * allocates 256 chunk bitmaps (1 MiB): the cgroup's usage grows by about
+ * that.  Under a limit the tracker reports more (whole chunks), never
+ * less, and nothing is OOM-killed.
+ */
+TEST_F(pin, tracking_memory_charged_to_owner)
+{
+	uint64_t span = CG_CHUNKS * CG_CHUNK, iova = 1ULL << 40, c;
+	uint64_t nbits = span / PAGE_4K, *bitmap;
+	long long before, after, oom;
+	uint8_t *mem;
+	char pid[32];
+
+	if (access(CG_ROOT "/cgroup.controllers", F_OK) &&
+	    mount("none", CG_ROOT, "cgroup2", 0, NULL))
+		SKIP(return, "no cgroup2 (CONFIG_MEMCG)");
+	if (write_file(CG_ROOT "/cgroup.subtree_control", "+memory"))
+		SKIP(return, "no memory controller (CONFIG_MEMCG)");
+	if (mkdir(CG_TEST, 0755))
+		ASSERT_EQ(EEXIST, errno);
+	snprintf(pid, sizeof(pid), "%d", getpid());
+	ASSERT_EQ(0, write_file(CG_TEST "/cgroup.procs", pid));
+
+	mem = mmap(NULL, span, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	ASSERT_NE(MAP_FAILED, mem);
+	/* one small page per chunk, not a huge page, and not in the child */
+	ASSERT_EQ(0, madvise(mem, span, MADV_NOHUGEPAGE));
+	ASSERT_EQ(0, madvise(mem, span, MADV_DONTFORK));
+	bitmap = calloc(nbits / 64, sizeof(*bitmap));
+	ASSERT_NE(NULL, bitmap);
+	ASSERT_EQ(0, vfio_map(self->md.container, iova, mem, span));
+	/* the user pages the device writes are charged now, not below */
+	for (c = 0; c < CG_CHUNKS; c++)
+		mem[c * CG_CHUNK + 64 * PAGE_4K] = 0;
+
+	before = cg_read(CG_TEST, "memory.current");
+	ASSERT_EQ(0, dirty_chunks_from_child(&self->md, iova, 0));
+	after = cg_read(CG_TEST, "memory.current");
+	ksft_print_msg("cgroup usage %lld -> %lld bytes after %llu chunks got dirty\n",
+		       before, after, CG_CHUNKS);
+	EXPECT_LE(before + (long long)(CG_CHUNKS * PAGE_4K / 2), after);
+
+	ASSERT_EQ(0, vfio_get_bitmap(self->md.container, iova, span, PAGE_4K,
+				     bitmap, nbits / 8));
+	EXPECT_EQ(CG_CHUNKS, bitmap_weight(bitmap, nbits));
+
+	/* no room for chunk bitmaps: whole chunks, no OOM kill */
+	memset(bitmap, 0, nbits / 8);
+	ASSERT_EQ(0, dirty_chunks_from_child(&self->md, iova,
+					     cg_read(CG_TEST, "memory.current") +
+					     128 * 1024));
+	ASSERT_EQ(0, vfio_get_bitmap(self->md.container, iova, span, PAGE_4K,
+				     bitmap, nbits / 8));
+	for (c = 0; c < CG_CHUNKS; c++) {
+		uint64_t bit = (c * CG_CHUNK + 64 * PAGE_4K) / PAGE_4K;
+
+		EXPECT_EQ(1, (bitmap[bit / 64] >> (bit % 64)) & 1) {
+			ksft_print_msg("chunk %llu not reported\n",
+				       (unsigned long long)c);
+			break;
+		}
+	}
+	ksft_print_msg("under the limit: %llu pages reported for %llu written\n",
+		       (unsigned long long)bitmap_weight(bitmap, nbits), CG_CHUNKS);
+	EXPECT_LT(CG_CHUNKS, bitmap_weight(bitmap, nbits));
+	oom = cg_key(CG_TEST, "memory.events", "oom_kill");
+	EXPECT_EQ(0, oom);
+
+	ASSERT_EQ(0, vfio_unmap(self->md.container, iova, span));
+	ASSERT_EQ(0, write_file(CG_ROOT "/cgroup.procs", "0"));
+	rmdir(CG_TEST);
+	free(bitmap);
+	munmap(mem, span);
+}
+
+/*
+ * Mappings at the top of the IOVA space: a range that ends at 2^64 must
+ * be found by GET_BITMAP, UNMAP_DMA and MAP_DMA, where iova + size wraps
+ * to 0.  The mapping is the last GiB; memory behind it is reserved, not
+ * committed.
+ */
+#define TOP_SIZE	(1ULL << 30)
+#define TOP_IOVA	(0ULL - TOP_SIZE)
+#define TOP_PAGES	(TOP_SIZE / PAGE_4K)
+
+FIXTURE(top) {
+	struct migdev md;
+	uint8_t *buf;
+};
+
+static void *reserve(uint64_t size)
+{
+	return mmap(NULL, size, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+}
+
+FIXTURE_SETUP(top)
+{
+	int ret = migdev_open(&self->md, 2);
+
+	self->buf = MAP_FAILED;
+	if (ret == -ENODEV)
+		SKIP(return, "needs a third " MIGDEV_TYPE " mdev");
+	ASSERT_EQ(0, ret);
+	self->buf = reserve(TOP_SIZE);
+	ASSERT_NE(MAP_FAILED, self->buf);
+	ASSERT_EQ(0, vfio_map(self->md.container, TOP_IOVA, self->buf, TOP_SIZE));
+	ASSERT_EQ(0, vfio_dirty(self->md.container,
+				VFIO_IOMMU_DIRTY_PAGES_FLAG_START));
+}
+
+FIXTURE_TEARDOWN(top)
+{
+	migdev_close(&self->md);
+	if (self->buf != MAP_FAILED)
+		munmap(self->buf, TOP_SIZE);
+}
+
+/* GET_BITMAP over ranges that end at 2^64, at 1 GiB and at 4 KiB. */
+TEST_F(top, get_bitmap_at_top)
+{
+	uint64_t nbits = 1ULL << 33, *bitmap, *small;
+
+	/* the report's trigger: [2^63, 2^64) at 1 GiB, a 1 GiB bitmap */
+	bitmap = reserve(nbits / 8);
+	ASSERT_NE(MAP_FAILED, bitmap);
+	ASSERT_EQ(0, migdev_ctl(&self->md, "dma", "rw 0x%llx 16 5",
+				(unsigned long long)(0ULL - PAGE_4K + 8)));
+	ASSERT_EQ(0, vfio_get_bitmap(self->md.container, 1ULL << 63, 1ULL << 63,
+				     1ULL << 30, bitmap, nbits / 8));
+	EXPECT_EQ(1ULL << 63, bitmap[nbits / 64 - 1]);
+	munmap(bitmap, nbits / 8);
+
+	/* reported once, then the last 4 KiB page again, bit for bit */
+	small = calloc(TOP_PAGES / 64, sizeof(*small));
+	ASSERT_NE(NULL, small);
+	ASSERT_EQ(0, vfio_get_bitmap(self->md.container, TOP_IOVA, TOP_SIZE,
+				     PAGE_4K, small, TOP_PAGES / 8));
+	EXPECT_EQ(0, bitmap_weight(small, TOP_PAGES));
+	ASSERT_EQ(0, migdev_ctl(&self->md, "dma", "rw 0x%llx 16 6",
+				(unsigned long long)(0ULL - PAGE_4K)));
+	ASSERT_EQ(0, vfio_get_bitmap(self->md.container, TOP_IOVA, TOP_SIZE,
+				     PAGE_4K, small, TOP_PAGES / 8));
+	EXPECT_EQ(1, bitmap_weight(small, TOP_PAGES));
+	EXPECT_EQ(1ULL << 63, small[TOP_PAGES / 64 - 1]);
+	free(small);
+}
+
+/* UNMAP_DMA of [TOP_IOVA, 2^64) with its bitmap, then without. */
+TEST_F(top, unmap_at_top)
+{
+	uint64_t *bitmap = calloc(TOP_PAGES / 64, sizeof(*bitmap)), unmapped = 0;
+	struct vfio_iommu_type1_dma_unmap unmap = {
+		.argsz = sizeof(unmap),
+		.iova = TOP_IOVA,
+		.size = TOP_SIZE,
+	};
+
+	ASSERT_NE(NULL, bitmap);
+	ASSERT_EQ(0, migdev_ctl(&self->md, "dma", "rw 0x%llx 8 7",
+				(unsigned long long)TOP_IOVA));
+	ASSERT_EQ(0, vfio_unmap_bitmap(self->md.container, TOP_IOVA, TOP_SIZE,
+				       PAGE_4K, bitmap, TOP_PAGES / 8,
+				       &unmapped));
+	EXPECT_EQ(TOP_SIZE, unmapped);
+	EXPECT_EQ(1, bitmap_weight(bitmap, TOP_PAGES));
+	EXPECT_EQ(1ULL, bitmap[0]);
+	/* gone: the same unmap finds nothing, a new map fits */
+	ASSERT_EQ(0, ioctl(self->md.container, VFIO_IOMMU_UNMAP_DMA, &unmap));
+	EXPECT_EQ(0, unmap.size);
+	ASSERT_EQ(0, vfio_map(self->md.container, TOP_IOVA, self->buf, TOP_SIZE));
+	unmap.size = TOP_SIZE;
+	ASSERT_EQ(0, ioctl(self->md.container, VFIO_IOMMU_UNMAP_DMA, &unmap));
+	EXPECT_EQ(TOP_SIZE, unmap.size);
+	free(bitmap);
+}
+
+/* MAP_DMA of a range ending at 2^64 that overlaps the mapping: -EEXIST. */
+TEST_F(top, map_overlap_at_top)
+{
+	uint8_t *more = reserve(2 * TOP_SIZE);
+
+	ASSERT_NE(MAP_FAILED, more);
+	EXPECT_EQ(-EEXIST, vfio_map(self->md.container, TOP_IOVA - TOP_SIZE,
+				    more, 2 * TOP_SIZE));
+	EXPECT_EQ(-EEXIST, vfio_map(self->md.container, 0ULL - PAGE_4K,
+				    more, PAGE_4K));
+	/* below it, it fits */
+	EXPECT_EQ(0, vfio_map(self->md.container, TOP_IOVA - TOP_SIZE, more,
+			      TOP_SIZE));
+	munmap(more, 2 * TOP_SIZE);
 }
 
 TEST_HARNESS_MAIN
