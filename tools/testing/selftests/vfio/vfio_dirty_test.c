@@ -86,7 +86,8 @@ FIXTURE_SETUP(edu)
 	self->group = -1;
 	self->buf = MAP_FAILED;
 	if (id < 0)
-		SKIP(return, "no 1234:11e8 (QEMU edu) device bound to vfio-pci");
+		VFIO_SKIP_OR_FAIL("edu", return,
+				  "no 1234:11e8 (QEMU edu) device bound to vfio-pci");
 	ASSERT_EQ(0, vfio_open_container(id, VFIO_TYPE1v2_IOMMU,
 					 &self->container, &self->group));
 	self->buf = anon(4 * MAP_SIZE, PROT_READ | PROT_WRITE);
@@ -280,7 +281,8 @@ TEST(v1_container_refuses)
 	int container, group;
 
 	if (id < 0)
-		SKIP(return, "no 1234:11e8 (QEMU edu) device bound to vfio-pci");
+		VFIO_SKIP_OR_FAIL("edu", return,
+				  "no 1234:11e8 (QEMU edu) device bound to vfio-pci");
 	ASSERT_EQ(0, vfio_open_container(id, VFIO_TYPE1_IOMMU, &container, &group));
 	EXPECT_EQ(-EACCES, vfio_dirty(container, START));
 	EXPECT_EQ(-EACCES, vfio_dirty(container, STOP));
@@ -303,7 +305,8 @@ FIXTURE_SETUP(mdev)
 	self->container = -1;
 	self->group = -1;
 	if (id < 0)
-		SKIP(return, "no " MTTY_TYPE " mdev (CONFIG_SAMPLE_VFIO_MDEV_MTTY)");
+		VFIO_SKIP_OR_FAIL("mtty", return,
+				  "no " MTTY_TYPE " mdev (CONFIG_SAMPLE_VFIO_MDEV_MTTY)");
 	ASSERT_EQ(0, vfio_open_container(id, VFIO_TYPE1v2_IOMMU,
 					 &self->container, &self->group));
 }
@@ -385,8 +388,9 @@ FIXTURE_SETUP(mixed)
 	self->mdev = -1;
 	self->buf = MAP_FAILED;
 	if (edu < 0 || mdev < 0)
-		SKIP(return, "needs both the edu device on vfio-pci and an "
-			     MTTY_TYPE " mdev");
+		VFIO_SKIP_OR_FAIL(edu < 0 ? "edu" : "mtty", return,
+				  "needs both the edu device on vfio-pci and an "
+				  MTTY_TYPE " mdev");
 	ASSERT_EQ(0, vfio_open_container(edu, VFIO_TYPE1v2_IOMMU,
 					 &self->container, &self->edu));
 	ASSERT_EQ(0, vfio_add_group(self->container, mdev, &self->mdev));
