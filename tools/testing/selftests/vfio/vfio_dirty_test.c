@@ -51,15 +51,27 @@ static void *anon(uint64_t size, int prot)
 		    -1, 0);
 }
 
-/* Whether bits [first, first + n) are all @val in @bitmap. */
+/*
+ * Whether bits [first, first + n) are all @val in @bitmap.  When not, one
+ * line says how many are wrong and which is the first: a caller's single
+ * EXPECT_TRUE() covers the whole range.
+ */
 static bool bits_are(const uint64_t *bitmap, uint64_t first, uint64_t n, bool val)
 {
-	uint64_t i;
+	uint64_t i, wrong = 0, first_wrong = 0;
 
-	for (i = first; i < first + n; i++)
-		if (!!(bitmap[i / 64] & (1ULL << (i % 64))) != val)
-			return false;
-	return true;
+	for (i = first; i < first + n; i++) {
+		if (!!(bitmap[i / 64] & (1ULL << (i % 64))) == val)
+			continue;
+		if (!wrong++)
+			first_wrong = i;
+	}
+	if (wrong)
+		ksft_print_msg("bits [%llu, %llu) should be %d: %llu are not, the first is bit %llu\n",
+			       (unsigned long long)first, (unsigned long long)(first + n),
+			       val, (unsigned long long)wrong,
+			       (unsigned long long)first_wrong);
+	return !wrong;
 }
 
 static double now_ms(void)
