@@ -39,7 +39,7 @@ struct ubitmap {
  */
 struct misses {
 	unsigned long count;
-	char first[160];
+	char first[128];
 };
 
 static __printf(2, 3) void miss(struct misses *m, const char *fmt, ...)
@@ -90,46 +90,48 @@ static void ubitmap_fill(struct kunit *test, struct ubitmap *ub, u64 val)
 		KUNIT_ASSERT_EQ(test, put_user(val, ub->user + i), 0);
 }
 
-/*
- * Compare every word of the user's bitmap with @want (user layout): the
- * number of wrong bits, 0 when they are equal.  @why, when not equal, says
- * how many and shows the first wrong word.
- */
-static unsigned long ubitmap_diff(struct kunit *test, struct ubitmap *ub,
-				  char *why, size_t len)
-{
-	u64 want, first_got = 0, first_want = 0;
-	unsigned long wrong = 0;
-	size_t i, first = 0;
+/* How the user's bitmap differs from @want: wrong bits, the first wrong word. */
+struct bitdiff {
+	unsigned long wrong;
+	size_t word;
+	u64 got;
+	u64 want;
+};
 
+#define BITDIFF_FMT	"%lu bits wrong, the first in u64 word %zu: %#llx, want %#llx"
+#define BITDIFF_ARGS(d)	(d)->wrong, (d)->word, (d)->got, (d)->want
+
+/* Compare every word of the user's bitmap with @want (user layout). */
+static unsigned long ubitmap_diff(struct kunit *test, struct ubitmap *ub,
+				  struct bitdiff *d)
+{
+	u64 want;
+	size_t i;
+
+	memset(d, 0, sizeof(*d));
 	KUNIT_ASSERT_EQ(test, copy_from_user(ub->got, ub->user,
 					     ub->words * sizeof(u64)), 0);
 	for (i = 0; i < ub->words; i++) {
 		bitmap_to_arr64(&want, ub->want + i * (64 / BITS_PER_LONG), 64);
 		if (ub->got[i] == want)
 			continue;
-		if (!wrong) {
-			first = i;
-			first_got = ub->got[i];
-			first_want = want;
+		if (!d->wrong) {
+			d->word = i;
+			d->got = ub->got[i];
+			d->want = want;
 		}
-		wrong += hweight64(ub->got[i] ^ want);
+		d->wrong += hweight64(ub->got[i] ^ want);
 	}
-	if (wrong)
-		snprintf(why, len, "%lu bits wrong, first in u64 word %zu: %#llx, want %#llx",
-			 wrong, first, first_got, first_want);
-	return wrong;
+	return d->wrong;
 }
-
-#define WHY_LEN	96
 
 /* The user's bitmap equals @want: one expectation, however large. */
 static void ubitmap_expect(struct kunit *test, struct ubitmap *ub)
 {
-	char why[WHY_LEN] = "";
+	struct bitdiff d;
 
-	KUNIT_EXPECT_EQ_MSG(test, ubitmap_diff(test, ub, why, sizeof(why)), 0,
-			    "%s", why);
+	KUNIT_EXPECT_EQ_MSG(test, ubitmap_diff(test, ub, &d), 0,
+			    BITDIFF_FMT, BITDIFF_ARGS(&d));
 }
 
 static void report_start(struct kunit *test, struct vfio_dirty_report *rep,
@@ -160,7 +162,7 @@ static void report_bit_placement(struct kunit *test)
 	u64 pgsize = 1ULL << shift, base = 7ULL * SZ_1G * 1024;
 	struct vfio_dirty_report rep;
 	struct misses m = {};
-	char why[WHY_LEN];
+	struct bitdiff d;
 	struct ubitmap ub;
 	unsigned int bit;
 	int ret;
@@ -177,8 +179,8 @@ static void report_bit_placement(struct kunit *test)
 		__set_bit(bit, ub.want);
 		if (ret)
 			miss(&m, "bit %u: report failed with %d", bit, ret);
-		else if (ubitmap_diff(test, &ub, why, sizeof(why)))
-			miss(&m, "bit %u: %s", bit, why);
+		else if (ubitmap_diff(test, &ub, &d))
+			miss(&m, "bit %u: " BITDIFF_FMT, bit, BITDIFF_ARGS(&d));
 	}
 	expect_no_misses(test, &m, "of 128 placements");
 }
@@ -192,7 +194,7 @@ static void report_run_placement(struct kunit *test)
 	struct vfio_dirty_report rep;
 	unsigned int start, i;
 	struct misses m = {};
-	char why[WHY_LEN];
+	struct bitdiff d;
 	struct ubitmap ub;
 	int ret;
 
@@ -209,8 +211,9 @@ static void report_run_placement(struct kunit *test)
 			if (ret)
 				miss(&m, "run %u+%u: report failed with %d",
 				     start, lens[i], ret);
-			else if (ubitmap_diff(test, &ub, why, sizeof(why)))
-				miss(&m, "run %u+%u: %s", start, lens[i], why);
+			else if (ubitmap_diff(test, &ub, &d))
+				miss(&m, "run %u+%u: " BITDIFF_FMT, start,
+				     lens[i], BITDIFF_ARGS(&d));
 		}
 	}
 	expect_no_misses(test, &m, "of 1152 runs");
@@ -324,7 +327,7 @@ static void report_long_runs(struct kunit *test)
 	unsigned int nbits = 5 * wbits, start;
 	struct vfio_dirty_report rep;
 	struct misses m = {};
-	char why[WHY_LEN];
+	struct bitdiff d;
 	struct ubitmap ub;
 	int ret;
 
@@ -339,8 +342,9 @@ static void report_long_runs(struct kunit *test)
 		bitmap_set(ub.want, start, 3 * wbits + 5);
 		if (ret)
 			miss(&m, "run from %u: report failed with %d", start, ret);
-		else if (ubitmap_diff(test, &ub, why, sizeof(why)))
-			miss(&m, "run from %u: %s", start, why);
+		else if (ubitmap_diff(test, &ub, &d))
+			miss(&m, "run from %u: " BITDIFF_FMT, start,
+			     BITDIFF_ARGS(&d));
 	}
 	expect_no_misses(test, &m, "long runs");
 }
