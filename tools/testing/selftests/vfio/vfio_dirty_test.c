@@ -67,7 +67,7 @@ static bool bits_are(const uint64_t *bitmap, uint64_t first, uint64_t n, bool va
 			first_wrong = i;
 	}
 	if (wrong)
-		ksft_print_msg("bits [%llu, %llu) should be %d: %llu are not, the first is bit %llu\n",
+		ksft_print_msg("bits [%llu, %llu) not all %d: %llu wrong, the first %llu\n",
 			       (unsigned long long)first, (unsigned long long)(first + n),
 			       val, (unsigned long long)wrong,
 			       (unsigned long long)first_wrong);

@@ -150,23 +150,43 @@ static inline bool vfio_required(const char *what)
 	return false;
 }
 
+#ifdef TEST_HARNESS_MAIN	/* kselftest_harness.h */
+/*
+ * The test's reason is written: skip with it, or, when @what is required,
+ * fail with it.
+ */
+static inline void vfio_skip_or_fail(struct __test_metadata *_metadata,
+				     const char *what)
+{
+	char *reason = _metadata->results->reason;
+	size_t size = sizeof(_metadata->results->reason);
+	const char *req = "required by VFIO_SELFTEST_REQUIRE, but ";
+	bool required = vfio_required(what);
+
+	if (required) {
+		memmove(reason + strlen(req), reason,
+			strnlen(reason, size - strlen(req) - 1) + 1);
+		reason[size - 1] = '\0';
+		memcpy(reason, req, strlen(req));
+		_metadata->exit_code = KSFT_FAIL;
+	} else {
+		_metadata->exit_code = KSFT_SKIP;
+		_metadata->trigger = 0;
+	}
+	ksft_print_msg("%s: %s\n", required ? "FAIL" : "SKIP", reason);
+}
+
 /*
  * In a kselftest_harness test: @what (a name for VFIO_SELFTEST_REQUIRE) is
  * missing.  Skip with the reason, or fail with it when @what is required.
  */
 #define VFIO_SKIP_OR_FAIL(what, statement, fmt, ...) do {		\
-	if (vfio_required(what)) {					\
-		snprintf(_metadata->results->reason,			\
-			 sizeof(_metadata->results->reason),		\
-			 "required by VFIO_SELFTEST_REQUIRE, but " fmt,	\
-			 ##__VA_ARGS__);				\
-		TH_LOG("%s", _metadata->results->reason);		\
-		_metadata->exit_code = KSFT_FAIL;			\
-		statement;						\
-	} else {							\
-		SKIP(statement, fmt, ##__VA_ARGS__);			\
-	}								\
+	snprintf(_metadata->results->reason,				\
+		 sizeof(_metadata->results->reason), fmt, ##__VA_ARGS__);	\
+	vfio_skip_or_fail(_metadata, what);				\
+	statement;							\
 } while (0)
+#endif
 
 /*
  * Open @group_id and put it in a new container of @iommu_type
