@@ -38,8 +38,12 @@ def parse_tap(path, exitcode):
         ok, name, directive, reason = m.groups()
         if directive == "SKIP":
             results.append((name, "SKIP", reason or ""))
+        elif ok == "ok":
+            results.append((name, "PASS", ""))
         else:
-            results.append((name, "PASS" if ok == "ok" else "FAIL", ""))
+            # kselftest puts a failure's reason after "#  "
+            name, _, reason = name.partition(" # ")
+            results.append((name.strip(), "FAIL", reason.strip()))
     if planned is not None and len(results) < planned:
         results.append(("(missing results)", "FAIL",
                         f"{planned - len(results)} of {planned} planned tests did not report"))

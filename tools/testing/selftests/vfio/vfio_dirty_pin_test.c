@@ -31,7 +31,7 @@ FIXTURE_SETUP(pin)
 
 	self->buf = MAP_FAILED;
 	if (ret == -ENODEV)
-		SKIP(return, "needs a third " MIGDEV_TYPE " mdev");
+		VFIO_SKIP_OR_FAIL("migdev", return, "needs a third " MIGDEV_TYPE " mdev");
 	ASSERT_EQ(0, ret);
 	self->buf = mmap(NULL, SIZE, PROT_READ | PROT_WRITE,
 			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -313,7 +313,8 @@ TEST_F(pin, allocation_failures_report_more)
 
 	if (write_file("/sys/kernel/debug/failslab/ignore-gfp-wait", "N") ||
 	    write_file("/sys/kernel/debug/failslab/verbose", "0"))
-		SKIP(return, "no failslab (CONFIG_FAILSLAB, CONFIG_FAULT_INJECTION_DEBUG_FS)");
+		VFIO_SKIP_OR_FAIL("failslab", return,
+				  "no failslab (CONFIG_FAILSLAB, CONFIG_FAULT_INJECTION_DEBUG_FS)");
 	snprintf(path, sizeof(path), "/proc/self/task/%d/fail-nth", (int)gettid());
 	ASSERT_EQ(0, migdev_ctl(&self->md, "dma", "keep 0x%llx 8192 0",
 				(unsigned long long)(IOVA + 20 * PAGE_4K)));

@@ -51,15 +51,27 @@ static void *anon(uint64_t size, int prot)
 		    -1, 0);
 }
 
-/* Whether bits [first, first + n) are all @val in @bitmap. */
+/*
+ * Whether bits [first, first + n) are all @val in @bitmap.  When not, one
+ * line says how many are wrong and which is the first: a caller's single
+ * EXPECT_TRUE() covers the whole range.
+ */
 static bool bits_are(const uint64_t *bitmap, uint64_t first, uint64_t n, bool val)
 {
-	uint64_t i;
+	uint64_t i, wrong = 0, first_wrong = 0;
 
-	for (i = first; i < first + n; i++)
-		if (!!(bitmap[i / 64] & (1ULL << (i % 64))) != val)
-			return false;
-	return true;
+	for (i = first; i < first + n; i++) {
+		if (!!(bitmap[i / 64] & (1ULL << (i % 64))) == val)
+			continue;
+		if (!wrong++)
+			first_wrong = i;
+	}
+	if (wrong)
+		ksft_print_msg("bits [%llu, %llu) not all %d: %llu wrong, the first %llu\n",
+			       (unsigned long long)first, (unsigned long long)(first + n),
+			       val, (unsigned long long)wrong,
+			       (unsigned long long)first_wrong);
+	return !wrong;
 }
 
 static double now_ms(void)
@@ -86,7 +98,8 @@ FIXTURE_SETUP(edu)
 	self->group = -1;
 	self->buf = MAP_FAILED;
 	if (id < 0)
-		SKIP(return, "no 1234:11e8 (QEMU edu) device bound to vfio-pci");
+		VFIO_SKIP_OR_FAIL("edu", return,
+				  "no 1234:11e8 (QEMU edu) device bound to vfio-pci");
 	ASSERT_EQ(0, vfio_open_container(id, VFIO_TYPE1v2_IOMMU,
 					 &self->container, &self->group));
 	self->buf = anon(4 * MAP_SIZE, PROT_READ | PROT_WRITE);
@@ -280,7 +293,8 @@ TEST(v1_container_refuses)
 	int container, group;
 
 	if (id < 0)
-		SKIP(return, "no 1234:11e8 (QEMU edu) device bound to vfio-pci");
+		VFIO_SKIP_OR_FAIL("edu", return,
+				  "no 1234:11e8 (QEMU edu) device bound to vfio-pci");
 	ASSERT_EQ(0, vfio_open_container(id, VFIO_TYPE1_IOMMU, &container, &group));
 	EXPECT_EQ(-EACCES, vfio_dirty(container, START));
 	EXPECT_EQ(-EACCES, vfio_dirty(container, STOP));
@@ -303,7 +317,8 @@ FIXTURE_SETUP(mdev)
 	self->container = -1;
 	self->group = -1;
 	if (id < 0)
-		SKIP(return, "no " MTTY_TYPE " mdev (CONFIG_SAMPLE_VFIO_MDEV_MTTY)");
+		VFIO_SKIP_OR_FAIL("mtty", return,
+				  "no " MTTY_TYPE " mdev (CONFIG_SAMPLE_VFIO_MDEV_MTTY)");
 	ASSERT_EQ(0, vfio_open_container(id, VFIO_TYPE1v2_IOMMU,
 					 &self->container, &self->group));
 }
@@ -385,8 +400,9 @@ FIXTURE_SETUP(mixed)
 	self->mdev = -1;
 	self->buf = MAP_FAILED;
 	if (edu < 0 || mdev < 0)
-		SKIP(return, "needs both the edu device on vfio-pci and an "
-			     MTTY_TYPE " mdev");
+		VFIO_SKIP_OR_FAIL(edu < 0 ? "edu" : "mtty", return,
+				  "needs both the edu device on vfio-pci and an "
+				  MTTY_TYPE " mdev");
 	ASSERT_EQ(0, vfio_open_container(edu, VFIO_TYPE1v2_IOMMU,
 					 &self->container, &self->edu));
 	ASSERT_EQ(0, vfio_add_group(self->container, mdev, &self->mdev));

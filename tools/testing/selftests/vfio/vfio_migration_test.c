@@ -30,11 +30,12 @@ FIXTURE_SETUP(mig)
 	self->b.container = -1;
 	self->stream = NULL;
 	if (ret == -ENODEV)
-		SKIP(return, "no " MIGDEV_TYPE " mdev (CONFIG_SAMPLE_VFIO_MDEV_MIGDEV)");
+		VFIO_SKIP_OR_FAIL("migdev", return,
+				  "no " MIGDEV_TYPE " mdev (CONFIG_SAMPLE_VFIO_MDEV_MIGDEV)");
 	ASSERT_EQ(0, ret);
 	ret = migdev_open(&self->b, 1);
 	if (ret == -ENODEV)
-		SKIP(return, "needs two " MIGDEV_TYPE " mdevs");
+		VFIO_SKIP_OR_FAIL("migdev", return, "needs two " MIGDEV_TYPE " mdevs");
 	ASSERT_EQ(0, ret);
 	self->stream = malloc(MAX_STREAM);
 	self->sa = malloc(MIGDEV_STATE_BYTES);
@@ -378,7 +379,8 @@ TEST(removal_while_open)
 	snprintf(path, sizeof(path), "%s" MIGDEV_TYPE "/create", types);
 	fd = open(path, O_WRONLY);
 	if (fd < 0)
-		SKIP(return, "no migdev parent (CONFIG_SAMPLE_VFIO_MDEV_MIGDEV)");
+		VFIO_SKIP_OR_FAIL("migdev", return,
+				  "no migdev parent (CONFIG_SAMPLE_VFIO_MDEV_MIGDEV)");
 	ASSERT_EQ(strlen(uuid), write(fd, uuid, strlen(uuid)));
 	close(fd);
 	for (nth = 0; ; nth++) {

@@ -7,6 +7,12 @@
  *  - PCI: a device bound to vfio-pci, by vendor:device ID (the VM the tests
  *    are written for has QEMU's "edu" device, 1234:11e8, behind intel-iommu);
  *  - mdev: a mediated device, by the name of its parent driver's type.
+ *
+ * A test whose device is missing is skipped with the reason, so that the
+ * tests can run anywhere.  A test runner that sets the devices up itself
+ * says which ones it provides in VFIO_SELFTEST_REQUIRE (names separated by
+ * spaces or commas: "edu", "mtty", "migdev", "failslab"); a test that misses
+ * one of those fails instead, with the same reason.
  */
 #ifndef __SELFTESTS_VFIO_UTIL_H
 #define __SELFTESTS_VFIO_UTIL_H
@@ -129,6 +135,58 @@ static inline int vfio_find_mdev_group(const char *type, int nth, char *uuid,
 	free(names);
 	return group;
 }
+
+/* Whether @what is listed in VFIO_SELFTEST_REQUIRE. */
+static inline bool vfio_required(const char *what)
+{
+	const char *list = getenv("VFIO_SELFTEST_REQUIRE"), *p;
+	size_t len = strlen(what);
+
+	for (p = list; p && *p; p += strcspn(p, " ,")) {
+		p += strspn(p, " ,");
+		if (!strncmp(p, what, len) && (!p[len] || strchr(" ,", p[len])))
+			return true;
+	}
+	return false;
+}
+
+#ifdef TEST_HARNESS_MAIN	/* kselftest_harness.h */
+/*
+ * The test's reason is written: skip with it, or, when @what is required,
+ * fail with it.
+ */
+static inline void vfio_skip_or_fail(struct __test_metadata *_metadata,
+				     const char *what)
+{
+	char *reason = _metadata->results->reason;
+	size_t size = sizeof(_metadata->results->reason);
+	const char *req = "required by VFIO_SELFTEST_REQUIRE, but ";
+	bool required = vfio_required(what);
+
+	if (required) {
+		memmove(reason + strlen(req), reason,
+			strnlen(reason, size - strlen(req) - 1) + 1);
+		reason[size - 1] = '\0';
+		memcpy(reason, req, strlen(req));
+		_metadata->exit_code = KSFT_FAIL;
+	} else {
+		_metadata->exit_code = KSFT_SKIP;
+		_metadata->trigger = 0;
+	}
+	ksft_print_msg("%s: %s\n", required ? "FAIL" : "SKIP", reason);
+}
+
+/*
+ * In a kselftest_harness test: @what (a name for VFIO_SELFTEST_REQUIRE) is
+ * missing.  Skip with the reason, or fail with it when @what is required.
+ */
+#define VFIO_SKIP_OR_FAIL(what, statement, fmt, ...) do {		\
+	snprintf(_metadata->results->reason,				\
+		 sizeof(_metadata->results->reason), fmt, ##__VA_ARGS__);	\
+	vfio_skip_or_fail(_metadata, what);				\
+	statement;							\
+} while (0)
+#endif
 
 /*
  * Open @group_id and put it in a new container of @iommu_type
