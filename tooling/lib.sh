@@ -11,7 +11,7 @@ JOBS=${JOBS:-$(($(nproc) + 1))}
 
 # Debian packages the tooling needs (build, VM, tests).
 DEPS="$BASE_PKG build-essential bc bison flex libelf-dev libssl-dev cpio
-      python3 python3-docutils ccache qemu-system-x86 qemu-utils git rsync sparse kmod procps"
+      python3 python3-docutils python3-ply python3-git ccache qemu-system-x86 qemu-utils git rsync sparse kmod procps"
 
 say() { printf '>> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }

@@ -69,7 +69,7 @@ static const u64 vfio_dirty_ones[PAGE_SIZE / sizeof(u64)] = {
 #define VFIO_DIRTY_GFP		(GFP_KERNEL_ACCOUNT | __GFP_NORETRY | __GFP_NOWARN)
 
 /* Chunks a whole-mapping mark may be split into: 8 TiB of 4 KiB pages. */
-#define VFIO_DIRTY_SPLIT_MAX	(1UL << 16)
+#define VFIO_DIRTY_SPLIT_MAX	BIT(16)
 
 /* Bits of the chunk pages [first, last] (inclusive) of chunk @c. */
 struct vfio_dirty_span {

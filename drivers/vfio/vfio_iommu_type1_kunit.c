@@ -136,4 +136,5 @@ static struct kunit_suite vfio_type1_test_suite = {
 	.name = "vfio_type1_dirty_scope",
 	.test_cases = vfio_type1_test_cases,
 };
+
 kunit_test_suite(vfio_type1_test_suite);
