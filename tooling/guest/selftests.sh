@@ -7,6 +7,8 @@ ksft=$1
 out=$VM_RESULTS/kselftest
 mkdir -p "$out"
 
+# the migdev module, when it is one, is built beside the kselftests
+export MIGDEV_KO=$ksft/migdev.ko
 "$(dirname "$0")/setup-devices.sh"
 
 for t in "$ksft"/*_test; do
