@@ -210,8 +210,9 @@ TEST_F(pin, stopped_device_does_no_dma)
 
 /*
  * DMA in every state but running (and pre-copy) is refused with EBUSY:
- * stop-and-copy, resuming and the error state.  Through BAR0 the refusal
- * shows in REG_DMA_STATUS and REG_DMA_COUNT does not move.
+ * stop-and-copy, stopped, resuming and the error state; and the registers
+ * of a device that is not running are frozen (they are migrated): BAR0
+ * writes fail with EBUSY and change nothing.
  */
 TEST_F(pin, dma_refused_unless_running)
 {
@@ -219,11 +220,16 @@ TEST_F(pin, dma_refused_unless_running)
 		V1_SAVING, V1_STOP, V1_RESUMING, V1_SAVING | V1_RESUMING,
 	};
 	uint64_t junk = ~0ULL, size = 8;
+	uint32_t count, status;
 	unsigned int i;
-	uint32_t count;
 
 	for (i = 0; i < ARRAY_SIZE(states); i++) {
 		ASSERT_EQ(0, ioctl(self->md.fd, VFIO_DEVICE_RESET));
+		ASSERT_EQ(0, bar0_dma(&self->md, CMD_WRITE_RW, IOVA, 0, 0));
+		ASSERT_TRUE(bar0_poll(&self->md, 0, 0));
+		status = bar0_read32(&self->md, REG_DMA_STATUS);
+		ASSERT_EQ((uint32_t)-EINVAL, status);
+		count = bar0_read32(&self->md, REG_DMA_COUNT);
 		if (states[i] == (V1_SAVING | V1_RESUMING)) {
 			ASSERT_EQ(0, mig_set_state(&self->md, V1_RESUMING));
 			ASSERT_EQ(0, mig_write(&self->md, 4096, &junk, 8));
@@ -239,14 +245,16 @@ TEST_F(pin, dma_refused_unless_running)
 		EXPECT_EQ(-EBUSY, migdev_ctl(&self->md, "dma", "keep 0x%llx 4 0",
 					     (unsigned long long)IOVA));
 		EXPECT_EQ(0, migdev_pinned(&self->md));
-		/* through BAR0: the refusal is seen in the status register */
-		count = bar0_read32(&self->md, REG_DMA_COUNT);
-		ASSERT_EQ(0, bar0_dma(&self->md, CMD_WRITE_RW, IOVA, 4, 0));
-		EXPECT_TRUE(bar0_poll(&self->md, count, 0));
-		EXPECT_EQ((uint32_t)-EBUSY, bar0_read32(&self->md, REG_DMA_STATUS)) {
+		EXPECT_EQ(-EBUSY, bar0_write(&self->md, REG_DMA_CMD, CMD_WRITE_RW, 4));
+		EXPECT_EQ(-EBUSY, bar0_dma(&self->md, CMD_WRITE_RW, IOVA + 64, 4, 0));
+		EXPECT_EQ(-EBUSY, bar0_write(&self->md, REG_SCRATCH, 1, 4));
+		usleep(100000);
+		EXPECT_EQ(status, bar0_read32(&self->md, REG_DMA_STATUS)) {
 			ksft_print_msg("state %u\n", states[i]);
 		}
 		EXPECT_EQ(count, bar0_read32(&self->md, REG_DMA_COUNT));
+		EXPECT_EQ(0, bar0_read32(&self->md, REG_SCRATCH));
+		EXPECT_EQ((uint32_t)IOVA, bar0_read32(&self->md, REG_DMA_ADDR));
 		EXPECT_EQ(states[i], mig_state(&self->md));
 	}
 	ASSERT_EQ(0, ioctl(self->md.fd, VFIO_DEVICE_RESET));
