@@ -378,7 +378,7 @@ TEST_F(pin, bar0_command_finishes_before_state_change)
 struct race {
 	struct migdev *md;
 	uint64_t iova, size;
-	volatile bool stop;
+	bool stop;
 	unsigned int done, refused, bad;
 	int bad_errno;
 };
@@ -390,7 +390,7 @@ static void *race_dma(void *arg)
 	unsigned int n;
 	int ret;
 
-	for (n = 0; !r->stop; n++) {
+	for (n = 0; !__atomic_load_n(&r->stop, __ATOMIC_RELAXED); n++) {
 		if (n % 4 == 3)
 			ret = migdev_ctl(r->md, "dma", "keep 0x%llx %llu 0",
 					 (unsigned long long)r->iova,
@@ -442,7 +442,7 @@ TEST_F(pin, pinning_races_unmap)
 		usleep(i % 3 * 5000);
 		ASSERT_EQ(0, vfio_map(self->md.container, r.iova, mem, r.size));
 	}
-	r.stop = true;
+	__atomic_store_n(&r.stop, true, __ATOMIC_RELAXED);
 	pthread_join(thread, NULL);
 	ksft_print_msg("%u unmaps; DMA: %u done, %u failed for want of memory\n",
 		       unmaps, r.done, r.refused);

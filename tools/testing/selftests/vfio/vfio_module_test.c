@@ -41,12 +41,12 @@ static int sysfs_write(const char *path, const char *val)
 	return ret;
 }
 
-static int create(const char *uuid)
+static int create_instance(const char *uuid)
 {
 	return sysfs_write(TYPES "/create", uuid);
 }
 
-static int destroy(const char *uuid)
+static int remove_instance(const char *uuid)
 {
 	char path[256];
 
@@ -104,7 +104,7 @@ TEST(load_use_unload)
 		EXPECT_EQ(-EEXIST, load(ko));
 		EXPECT_TRUE(exists("%s", MIGDEV_DEBUGFS));
 		for (j = 0; j < 3; j++) {
-			ASSERT_EQ(0, create(ours[j]));
+			ASSERT_EQ(0, create_instance(ours[j]));
 			EXPECT_TRUE(exists(MIGDEV_DEBUGFS "/%s/state", ours[j]));
 		}
 		/* one used, and open while the module is asked to go */
@@ -115,14 +115,14 @@ TEST(load_use_unload)
 		EXPECT_EQ(V1_SAVING | V1_RUNNING, mig_state(&md));
 		migdev_close(&md);
 		/* one removed: its debugfs directory goes with it */
-		ASSERT_EQ(0, destroy(ours[i]));
+		ASSERT_EQ(0, remove_instance(ours[i]));
 		EXPECT_FALSE(exists(MIGDEV_DEBUGFS "/%s", ours[i]));
 	}
 	/* as it was: the module in, the instances there were before */
 	ASSERT_EQ(0, unload());
 	ASSERT_EQ(0, load(ko));
 	for (j = 0; j < n; j++)
-		EXPECT_EQ(0, create(before[j]));
+		EXPECT_EQ(0, create_instance(before[j]));
 	fd = open(TYPES "/available_instances", O_RDONLY);
 	ASSERT_GE(fd, 0);
 	memset(buf, 0, sizeof(buf));
