@@ -5,6 +5,7 @@
  * rules, saving into a buffer and resuming a second instance from it, and
  * removing an instance while it is open.
  */
+#include <pthread.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 
@@ -684,6 +685,66 @@ TEST_F(mig, resume_through_the_mmap)
 	ASSERT_EQ(0, migdev_state(&self->a, self->sa));
 	ASSERT_EQ(0, migdev_state(&self->b, self->sb));
 	EXPECT_EQ(0, memcmp(self->sa, self->sb, MIGDEV_STATE_BYTES));
+	munmap(map, self->b.mmap_size);
+}
+
+struct flipper {
+	uint32_t *hdr;		/* a record header in the mapped data section */
+	bool stop;
+};
+
+/* Change the record header all the time: valid, out of bounds, junk. */
+static void *flip_header(void *arg)
+{
+	struct flipper *f = arg;
+	uint32_t n;
+
+	for (n = 0; !__atomic_load_n(&f->stop, __ATOMIC_RELAXED); n++) {
+		__atomic_store_n(&f->hdr[0], 1, __ATOMIC_RELAXED);	/* a block */
+		__atomic_store_n(&f->hdr[1], n % 64, __ATOMIC_RELAXED);
+		__atomic_store_n(&f->hdr[1], 0x7fffffff - n % 64, __ATOMIC_RELAXED);
+		__atomic_store_n(&f->hdr[0], 0xdead0000 | (n & 0xffff), __ATOMIC_RELAXED);
+	}
+	return NULL;
+}
+
+/*
+ * The user changes a record in the mapped data section while the device
+ * consumes it: each chunk is either taken whole (a valid record) or
+ * refused with EINVAL (the error state, left by reset); nothing else,
+ * and no access out of bounds.
+ */
+TEST_F(mig, resume_while_the_mapping_changes)
+{
+	uint8_t *map = map_data(&self->b);
+	uint64_t size = 8 + 4096;
+	unsigned int i, taken = 0, refused = 0, other = 0;
+	struct flipper f = { .hdr = (uint32_t *)map };
+	pthread_t thread;
+	int ret;
+
+	ASSERT_NE(NULL, map);
+	memset(map, 0x5a, size);
+	ASSERT_EQ(0, mig_set_state(&self->b, V1_RESUMING));
+	ASSERT_EQ(0, pthread_create(&thread, NULL, flip_header, &f));
+	for (i = 0; i < 2000; i++) {
+		ret = mig_write(&self->b, MIG_DATA_SIZE, &size, 8);
+		if (!ret) {
+			taken++;
+			continue;
+		}
+		if (ret == -EINVAL && mig_state(&self->b) == (V1_SAVING | V1_RESUMING))
+			refused++;
+		else
+			other++;
+		ASSERT_EQ(0, ioctl(self->b.fd, VFIO_DEVICE_RESET));
+		ASSERT_EQ(0, mig_set_state(&self->b, V1_RESUMING));
+	}
+	__atomic_store_n(&f.stop, true, __ATOMIC_RELAXED);
+	pthread_join(thread, NULL);
+	ksft_print_msg("%u chunks taken, %u refused\n", taken, refused);
+	EXPECT_EQ(0, other);
+	EXPECT_EQ(2000, taken + refused);
 	munmap(map, self->b.mmap_size);
 }
 
