@@ -402,7 +402,7 @@ static void *race_dma(void *arg)
 		if (n % 4 == 3)
 			migdev_ctl(r->md, "dma", "release 0 0 0");
 		if (!ret) {
-			r->done++;
+			__atomic_fetch_add(&r->done, 1, __ATOMIC_RELAXED);
 		} else if (ret == -EINVAL || ret == -EFAULT) {
 			r->refused++;	/* unmapped, or unmapped under it */
 		} else {
@@ -442,6 +442,9 @@ TEST_F(pin, pinning_races_unmap)
 		usleep(i % 3 * 5000);
 		ASSERT_EQ(0, vfio_map(self->md.container, r.iova, mem, r.size));
 	}
+	/* mapped again: the next whole command goes through */
+	for (i = 0; i < 1000 && !__atomic_load_n(&r.done, __ATOMIC_RELAXED); i++)
+		usleep(10000);
 	__atomic_store_n(&r.stop, true, __ATOMIC_RELAXED);
 	pthread_join(thread, NULL);
 	ksft_print_msg("%u unmaps; DMA: %u done, %u failed for want of memory\n",
