@@ -19,6 +19,12 @@
  * DMA needs the device open and running (-EBUSY otherwise).  Like a real
  * device's, it runs apart from the CPU that asked for it: in a kernel
  * thread (a work item), which vfio_dma_rw() needs to reach the user's memory.
+ * Every command the device runs ends in REG_DMA_STATUS (0 or -errno), and
+ * a successful one in REG_DMA_COUNT.  Before the device leaves RUNNING it
+ * quiesces: a command started through BAR0 completes first.  While it is
+ * not running its registers are frozen (they are migrated): BAR0 writes
+ * fail with -EBUSY.  A command whose memory is unmapped under it stops
+ * there with -EFAULT.
  *
  * Host-side control, without a guest: debugfs, per device,
  * /sys/kernel/debug/migdev/<mdev uuid>/
@@ -38,6 +44,11 @@
  * by its payload: one per changed 4 KiB block of internal state (re-sent
  * when it changes again during pre-copy), the registers at stop-and-copy,
  * and an end record carrying the checksum, which the destination checks.
+ * Stop-and-copy cannot go back to pre-copy (-EINVAL): the registers have
+ * been sent.  A destination that received part of a stream but not its
+ * end record cannot leave RESUMING but for the error state (-EIO).
+ * Bits 3-31 of device_state are reserved: writing one is -EINVAL, they
+ * read as 0.  Every open starts with a reset device.
  */
 
 #include <linux/crc32.h>
@@ -119,13 +130,20 @@ struct migdev {
 	struct dentry *debugfs;
 
 	/*
-	 * The working set: pinned pages.  pin_lock is never held across a
-	 * call into VFIO, so that dma_unmap() (called with VFIO's locks held)
-	 * can take it.
+	 * Pinning.  pin_lock is held from vfio_pin_pages() until the page is
+	 * recorded in the working set or unpinned again, and by dma_unmap(),
+	 * so that dma_unmap() finds every page pinned in its range.  VFIO
+	 * calls dma_unmap() without its iommu->lock, which vfio_pin_pages()
+	 * takes under pin_lock.  Order: lock, pin_lock, VFIO's locks.
 	 */
-	spinlock_t pin_lock;
-	dma_addr_t pinned[MIGDEV_MAX_PINNED];
+	struct mutex pin_lock;
+	dma_addr_t pinned[MIGDEV_MAX_PINNED];	/* the working set */
 	unsigned int npinned;
+	/* the command that pins, and whether its memory was unmapped */
+	bool dma_active;
+	bool dma_unmapped;
+	u64 dma_iova;
+	u64 dma_len;
 
 	/* a DMA command started by a BAR0 write */
 	struct work_struct bar_work;
@@ -140,6 +158,8 @@ struct migdev {
 	bool chunk_ready;		/* a chunk waits for its acknowledgment */
 	u64 chunk_len;
 	u64 saved;			/* bytes acknowledged in this save */
+	bool resume_loaded;		/* resuming: part of a stream loaded */
+	bool resume_done;		/* resuming: its end record checked */
 };
 
 static struct migdev_parent {
@@ -197,8 +217,15 @@ static void migdev_reset_state(struct migdev *md)
 	memset(md->regs, 0, sizeof(md->regs));
 	migdev_set_reg32(md, REG_ID, MIGDEV_ID);
 	memset(md->state, 0, MIGDEV_STATE_SIZE);
+	memset(md->data, 0, MIGDEV_DATA_SIZE);
 	md->device_state = STATE_RUNNING;
+	bitmap_zero(md->to_send, MIGDEV_BLOCKS);
+	md->regs_to_send = false;
+	md->end_to_send = false;
 	md->chunk_ready = false;
+	md->chunk_len = 0;
+	md->resume_loaded = false;
+	md->resume_done = false;
 }
 
 /* Fill @dst with the pattern, @pos bytes into a transfer seeded @seed. */
@@ -210,61 +237,83 @@ static void migdev_fill(u8 *dst, u64 pos, size_t len, u32 seed)
 		dst[i] = (seed + (u32)(pos / 4)) >> (8 * (pos % 4));
 }
 
-/* Take one page of the working set inside [iova, iova + len) off it. */
-static bool migdev_take_pinned(struct migdev *md, u64 iova, u64 len,
-			       dma_addr_t *addr)
+/* Unpin the pages of the working set inside [iova, iova + len). */
+static void migdev_unpin_range_locked(struct migdev *md, u64 iova, u64 len)
 {
-	bool found = false;
-	unsigned int i;
+	unsigned int i = 0;
 
-	spin_lock(&md->pin_lock);
-	for (i = 0; i < md->npinned && !found; i++) {
-		if (md->pinned[i] >= iova && md->pinned[i] - iova < len) {
-			*addr = md->pinned[i];
+	lockdep_assert_held(&md->pin_lock);
+	while (i < md->npinned) {
+		dma_addr_t addr = md->pinned[i];
+
+		if (addr >= iova && addr - iova < len) {
+			vfio_unpin_pages(&md->vdev, addr, 1);
 			md->pinned[i] = md->pinned[--md->npinned];
-			found = true;
+		} else {
+			i++;
 		}
 	}
-	spin_unlock(&md->pin_lock);
-	return found;
-}
-
-static void migdev_unpin_range(struct migdev *md, u64 iova, u64 len)
-{
-	dma_addr_t addr;
-
-	while (migdev_take_pinned(md, iova, len, &addr))
-		vfio_unpin_pages(&md->vdev, addr, 1);
 }
 
 static void migdev_unpin_all(struct migdev *md)
 {
-	migdev_unpin_range(md, 0, U64_MAX);
+	mutex_lock(&md->pin_lock);
+	migdev_unpin_range_locked(md, 0, U64_MAX);
+	mutex_unlock(&md->pin_lock);
+}
+
+/* A command that pins [iova, iova + len) starts, or ends. */
+static void migdev_pin_begin(struct migdev *md, u64 iova, u64 len)
+{
+	mutex_lock(&md->pin_lock);
+	md->dma_active = true;
+	md->dma_unmapped = false;
+	md->dma_iova = iova;
+	md->dma_len = len;
+	mutex_unlock(&md->pin_lock);
+}
+
+static void migdev_pin_end(struct migdev *md)
+{
+	mutex_lock(&md->pin_lock);
+	md->dma_active = false;
+	mutex_unlock(&md->pin_lock);
 }
 
 static int migdev_dma_write_pin(struct migdev *md, u64 iova, u64 len, u32 seed)
 {
 	u64 done = 0;
+	int ret = 0;
 
-	while (done < len) {
+	migdev_pin_begin(md, iova, len);
+	while (done < len && !ret) {
 		u64 addr = iova + done;
 		size_t off = offset_in_page(addr);
 		size_t n = min_t(u64, PAGE_SIZE - off, len - done);
 		struct page *page;
 		void *va;
-		int ret;
 
-		ret = vfio_pin_pages(&md->vdev, addr - off, 1,
-				     IOMMU_READ | IOMMU_WRITE, &page);
-		if (ret != 1)
-			return ret < 0 ? ret : -EFAULT;
-		va = kmap_local_page(page);
-		migdev_fill(va + off, done, n, seed);
-		kunmap_local(va);
-		vfio_unpin_pages(&md->vdev, addr - off, 1);
+		mutex_lock(&md->pin_lock);
+		if (md->dma_unmapped) {
+			ret = -EFAULT;		/* the memory went away */
+		} else {
+			ret = vfio_pin_pages(&md->vdev, addr - off, 1,
+					     IOMMU_READ | IOMMU_WRITE, &page);
+			if (ret == 1) {
+				va = kmap_local_page(page);
+				migdev_fill(va + off, done, n, seed);
+				kunmap_local(va);
+				vfio_unpin_pages(&md->vdev, addr - off, 1);
+				ret = 0;
+			} else if (ret >= 0) {
+				ret = -EFAULT;
+			}
+		}
+		mutex_unlock(&md->pin_lock);
 		done += n;
 	}
-	return 0;
+	migdev_pin_end(md);
+	return ret;
 }
 
 static int migdev_dma_write_rw(struct migdev *md, u64 iova, u64 len, u32 seed)
@@ -291,56 +340,64 @@ static int migdev_dma_write_rw(struct migdev *md, u64 iova, u64 len, u32 seed)
 static int migdev_dma_pin(struct migdev *md, u64 iova, u64 len)
 {
 	u64 addr;
+	int ret = 0;
 
-	for (addr = iova & PAGE_MASK; addr < iova + len; addr += PAGE_SIZE) {
+	migdev_pin_begin(md, iova, len);
+	for (addr = iova & PAGE_MASK; addr < iova + len && !ret; addr += PAGE_SIZE) {
 		struct page *page;
-		bool full;
-		int ret;
 
-		spin_lock(&md->pin_lock);
-		full = md->npinned == MIGDEV_MAX_PINNED;
-		spin_unlock(&md->pin_lock);
-		if (full)
-			return -ENOSPC;
-		ret = vfio_pin_pages(&md->vdev, addr, 1,
-				     IOMMU_READ | IOMMU_WRITE, &page);
-		if (ret != 1)
-			return ret < 0 ? ret : -EFAULT;
-		spin_lock(&md->pin_lock);
-		md->pinned[md->npinned++] = addr;
-		spin_unlock(&md->pin_lock);
+		mutex_lock(&md->pin_lock);
+		if (md->dma_unmapped) {
+			ret = -EFAULT;
+		} else if (md->npinned == MIGDEV_MAX_PINNED) {
+			ret = -ENOSPC;
+		} else {
+			ret = vfio_pin_pages(&md->vdev, addr, 1,
+					     IOMMU_READ | IOMMU_WRITE, &page);
+			if (ret == 1) {
+				md->pinned[md->npinned++] = addr;
+				ret = 0;
+			} else if (ret >= 0) {
+				ret = -EFAULT;
+			}
+		}
+		mutex_unlock(&md->pin_lock);
 	}
-	return 0;
+	migdev_pin_end(md);
+	return ret;
 }
 
-/* One DMA command; md->lock held. */
-static int migdev_dma(struct migdev *md, u32 cmd, u64 iova, u64 len, u32 seed)
+static int migdev_dma_run(struct migdev *md, u32 cmd, u64 iova, u64 len,
+			  u32 seed)
 {
-	int ret;
-
-	if (!md->opened || !(md->device_state & STATE_RUNNING) ||
-	    (md->device_state & STATE_RESUMING))
-		return -EBUSY;
 	if (cmd != CMD_UNPIN && (!len || len > MIGDEV_MAX_DMA || iova + len < iova))
 		return -EINVAL;
 
 	switch (cmd) {
 	case CMD_WRITE_PIN:
-		ret = migdev_dma_write_pin(md, iova, len, seed);
-		break;
+		return migdev_dma_write_pin(md, iova, len, seed);
 	case CMD_WRITE_RW:
-		ret = migdev_dma_write_rw(md, iova, len, seed);
-		break;
+		return migdev_dma_write_rw(md, iova, len, seed);
 	case CMD_PIN:
-		ret = migdev_dma_pin(md, iova, len);
-		break;
+		return migdev_dma_pin(md, iova, len);
 	case CMD_UNPIN:
 		migdev_unpin_all(md);
-		ret = 0;
-		break;
-	default:
-		return -EINVAL;
+		return 0;
 	}
+	return -EINVAL;
+}
+
+/*
+ * One DMA command; md->lock held.  A device that is not running refuses it
+ * and its registers stay as they are; otherwise its result lands in them.
+ */
+static int migdev_dma(struct migdev *md, u32 cmd, u64 iova, u64 len, u32 seed)
+{
+	int ret;
+
+	if (!md->opened || !(md->device_state & STATE_RUNNING))
+		return -EBUSY;
+	ret = migdev_dma_run(md, cmd, iova, len, seed);
 	migdev_set_reg32(md, REG_DMA_STATUS, ret);
 	if (!ret) {
 		migdev_step(md, 1, seed);
@@ -385,17 +442,49 @@ static int migdev_dma_sync(struct migdev *md, u32 cmd, u64 iova, u64 len,
 	return c.ret;
 }
 
-/* The command a BAR0 write started; the result goes to REG_DMA_STATUS. */
+/* Run the command a BAR0 write started, unless it ran already. */
+static void migdev_bar_run(struct migdev *md)
+{
+	lockdep_assert_held(&md->lock);
+	if (!md->bar_busy)
+		return;
+	md->bar_busy = false;
+	migdev_dma(md, migdev_reg32(md, REG_DMA_CMD),
+		   le64_to_cpup((__le64 *)&md->regs[REG_DMA_ADDR]),
+		   migdev_reg32(md, REG_DMA_LEN), migdev_reg32(md, REG_DMA_SEED));
+}
+
 static void migdev_bar_work(struct work_struct *work)
 {
 	struct migdev *md = container_of(work, struct migdev, bar_work);
 
 	mutex_lock(&md->lock);
-	migdev_dma(md, migdev_reg32(md, REG_DMA_CMD),
-		   le64_to_cpup((__le64 *)&md->regs[REG_DMA_ADDR]),
-		   migdev_reg32(md, REG_DMA_LEN), migdev_reg32(md, REG_DMA_SEED));
-	md->bar_busy = false;
+	migdev_bar_run(md);
 	mutex_unlock(&md->lock);
+}
+
+/*
+ * Let the command started through BAR0 finish, if there is one; md->lock
+ * held, and dropped while waiting.
+ */
+static void migdev_quiesce(struct migdev *md)
+{
+	while (md->bar_busy) {
+		mutex_unlock(&md->lock);
+		flush_work(&md->bar_work);
+		mutex_lock(&md->lock);
+	}
+}
+
+/*
+ * Reset the device; md->lock held.  A command started through BAR0 that
+ * has not run yet is dropped with everything else.
+ */
+static void migdev_reset(struct migdev *md)
+{
+	md->bar_busy = false;
+	migdev_unpin_all(md);
+	migdev_reset_state(md);
 }
 
 /* ---- config space and BAR0 ---- */
@@ -453,7 +542,7 @@ static void migdev_bar0_write(struct migdev *md, unsigned int off, u8 *val,
 
 static bool migdev_saving(struct migdev *md)
 {
-	return (md->device_state & STATE_MASK) != STATE_ERROR &&
+	return md->device_state != STATE_ERROR &&
 	       (md->device_state & STATE_SAVING);
 }
 
@@ -513,20 +602,27 @@ static void migdev_make_chunk(struct migdev *md)
 	md->chunk_ready = true;
 }
 
-/* Apply a chunk of the stream on the destination. */
+/*
+ * Apply a chunk of the stream on the destination.  The data section is
+ * mapped by the user, who may change it meanwhile: each record header is
+ * read once, into a private copy, before it is checked and used.
+ */
 static int migdev_load_chunk(struct migdev *md, u64 size)
 {
 	void *p = md->data, *end = md->data + size;
 
+	if (size)
+		md->resume_loaded = true;
 	while (p < end) {
-		struct migdev_rec *rec = p;
-		u32 arg;
+		struct migdev_rec *src = p;
+		u32 type, arg;
 
-		if (end - p < sizeof(*rec))
+		if (end - p < sizeof(*src) || md->resume_done)
 			return -EINVAL;
-		arg = le32_to_cpu(rec->arg);
-		p = rec + 1;
-		switch (le32_to_cpu(rec->type)) {
+		type = le32_to_cpu(READ_ONCE(src->type));
+		arg = le32_to_cpu(READ_ONCE(src->arg));
+		p = src + 1;
+		switch (type) {
 		case REC_BLOCK:
 			if (arg >= MIGDEV_BLOCKS || end - p < MIGDEV_BLOCK)
 				return -EINVAL;
@@ -542,6 +638,7 @@ static int migdev_load_chunk(struct migdev *md, u64 size)
 		case REC_END:
 			if (arg != migdev_checksum(md))
 				return -EIO;
+			md->resume_done = true;
 			break;
 		default:
 			return -EINVAL;
@@ -550,20 +647,54 @@ static int migdev_load_chunk(struct migdev *md, u64 size)
 	return 0;
 }
 
-static int migdev_set_state(struct migdev *md, u32 new)
+/* Whether @old -> @new is a transition the device makes: 0 or -errno. */
+static int migdev_check_state(u32 old, u32 new)
 {
-	u32 old = md->device_state & STATE_MASK, to = new & STATE_MASK;
-
+	if (new & ~STATE_MASK)
+		return -EINVAL;		/* reserved bits */
 	if (old == STATE_ERROR)
 		return -EIO;		/* only a reset leaves it */
-	if (!VFIO_DEVICE_STATE_VALID(to) || to == STATE_ERROR)
+	if (!VFIO_DEVICE_STATE_VALID(new) || new == STATE_ERROR)
 		return -EINVAL;
 	/* between saving and resuming, only through a non-migrating state */
-	if (((old & STATE_SAVING) && (to & STATE_RESUMING)) ||
-	    ((old & STATE_RESUMING) && (to & STATE_SAVING)))
+	if (((old & STATE_SAVING) && (new & STATE_RESUMING)) ||
+	    ((old & STATE_RESUMING) && (new & STATE_SAVING)))
 		return -EINVAL;
+	/* the registers went with stop-and-copy: no going back to pre-copy */
+	if (old == STATE_SAVING && new == (STATE_SAVING | STATE_RUNNING))
+		return -EINVAL;
+	return 0;
+}
 
-	if ((to & STATE_SAVING) && !(old & STATE_SAVING)) {
+/* A device_state write; md->lock held, dropped to quiesce the device. */
+static int migdev_set_state(struct migdev *md, u32 new)
+{
+	u32 old;
+	int ret;
+
+	ret = migdev_check_state(md->device_state, new);
+	if (ret)
+		return ret;
+	if (!(new & STATE_RUNNING)) {
+		/* finish what the device is doing before it stops */
+		migdev_quiesce(md);
+		ret = migdev_check_state(md->device_state, new);
+		if (ret)
+			return ret;
+	}
+	old = md->device_state;
+
+	if ((old & STATE_RESUMING) && !(new & STATE_RESUMING) &&
+	    md->resume_loaded && !md->resume_done) {
+		/* part of a stream: the device state is neither old nor new */
+		md->device_state = STATE_ERROR;
+		return -EIO;
+	}
+	if ((new & STATE_RESUMING) && !(old & STATE_RESUMING)) {
+		md->resume_loaded = false;
+		md->resume_done = false;
+	}
+	if ((new & STATE_SAVING) && !(old & STATE_SAVING)) {
 		/* a new stream: everything goes */
 		bitmap_fill(md->to_send, MIGDEV_BLOCKS);
 		md->regs_to_send = true;
@@ -571,7 +702,7 @@ static int migdev_set_state(struct migdev *md, u32 new)
 		md->chunk_ready = false;
 		md->saved = 0;
 	}
-	if (!(to & STATE_SAVING))
+	if (!(new & STATE_SAVING))
 		md->chunk_ready = false;
 	md->device_state = new;
 	return 0;
@@ -614,7 +745,7 @@ static ssize_t migdev_mig_header(struct migdev *md, unsigned int off, u8 *val,
 			return -EINVAL;
 		if (migdev_saving(md))
 			migdev_make_chunk(md);
-		else if ((md->device_state & STATE_MASK) != STATE_RESUMING)
+		else if (md->device_state != STATE_RESUMING)
 			return -EINVAL;
 		v = MIGDEV_DATA_OFFSET;
 		break;
@@ -623,13 +754,12 @@ static ssize_t migdev_mig_header(struct migdev *md, unsigned int off, u8 *val,
 			return -EINVAL;
 		if (write) {
 			v = le64_to_cpup((__le64 *)val);
-			if ((md->device_state & STATE_MASK) != STATE_RESUMING ||
+			if (md->device_state != STATE_RESUMING ||
 			    v > MIGDEV_DATA_SIZE)
 				return -EINVAL;
 			ret = migdev_load_chunk(md, v);
 			if (ret) {
-				md->device_state = (md->device_state & ~STATE_MASK) |
-						   STATE_ERROR;
+				md->device_state = STATE_ERROR;
 				return ret;
 			}
 			return len;
@@ -665,6 +795,9 @@ static ssize_t migdev_access(struct migdev *md, u64 pos, u8 *val, size_t len,
 		if (off + len > MIGDEV_BAR0_SIZE || (len != 4 && len != 8) ||
 		    off % len)
 			return -EINVAL;
+		/* the registers of a stopped device are frozen: they migrate */
+		if (write && !(md->device_state & STATE_RUNNING))
+			return -EBUSY;
 		if (write)
 			migdev_bar0_write(md, off, val, len);
 		else
@@ -871,28 +1004,41 @@ static long migdev_ioctl(struct vfio_device *vdev, unsigned int cmd,
 		return -EINVAL;
 	case VFIO_DEVICE_RESET:
 		mutex_lock(&md->lock);
-		migdev_unpin_all(md);
-		migdev_reset_state(md);
+		migdev_reset(md);
 		mutex_unlock(&md->lock);
 		return 0;
 	}
 	return -ENOTTY;
 }
 
-/* VFIO unmaps [iova, iova + length): drop the pages pinned there. */
+/*
+ * VFIO unmaps [iova, iova + length): drop the pages pinned there, and stop
+ * a command that pins there (pin_lock: no page is pinned but not recorded
+ * while we look).
+ */
 static void migdev_dma_unmap(struct vfio_device *vdev, u64 iova, u64 length)
 {
-	migdev_unpin_range(to_migdev(vdev), iova, length);
+	struct migdev *md = to_migdev(vdev);
+
+	mutex_lock(&md->pin_lock);
+	if (md->dma_active &&
+	    (md->dma_iova >= iova ? md->dma_iova - iova < length :
+				    iova - md->dma_iova < md->dma_len))
+		md->dma_unmapped = true;
+	migdev_unpin_range_locked(md, iova, length);
+	mutex_unlock(&md->pin_lock);
 }
 
 static int migdev_open(struct vfio_device *vdev)
 {
 	struct migdev *md = to_migdev(vdev);
 
+	/* nothing of the previous user is left */
 	mutex_lock(&md->lock);
+	migdev_init_config(md);
+	migdev_reset(md);
+	md->saved = 0;
 	md->opened = true;
-	md->device_state = STATE_RUNNING;
-	md->chunk_ready = false;
 	mutex_unlock(&md->lock);
 	return 0;
 }
@@ -1014,7 +1160,7 @@ static int migdev_init_dev(struct vfio_device *vdev)
 	if (atomic_dec_if_positive(&migdev_parent.avail) < 0)
 		return -ENOSPC;
 	mutex_init(&md->lock);
-	spin_lock_init(&md->pin_lock);
+	mutex_init(&md->pin_lock);
 	INIT_WORK(&md->bar_work, migdev_bar_work);
 	md->state = vzalloc(MIGDEV_STATE_SIZE);
 	md->data = vmalloc_user(MIGDEV_DATA_SIZE);
@@ -1035,6 +1181,7 @@ static void migdev_release_dev(struct vfio_device *vdev)
 
 	vfree(md->data);
 	vfree(md->state);
+	mutex_destroy(&md->pin_lock);
 	mutex_destroy(&md->lock);
 	atomic_inc(&migdev_parent.avail);
 }
@@ -1118,9 +1265,11 @@ static int __init migdev_init(void)
 	migdev_parent.type.sysfs_name = "1";
 	migdev_parent.type.pretty_name = "migdev: migratable DMA sample";
 
+	/* before any device exists: each has a directory in it */
+	migdev_parent.debugfs = debugfs_create_dir(MIGDEV_NAME, NULL);
 	ret = mdev_register_driver(&migdev_driver);
 	if (ret)
-		return ret;
+		goto err_debugfs;
 	migdev_parent.class = class_create(MIGDEV_NAME);
 	if (IS_ERR(migdev_parent.class)) {
 		ret = PTR_ERR(migdev_parent.class);
@@ -1137,7 +1286,6 @@ static int __init migdev_init(void)
 				   ARRAY_SIZE(migdev_types));
 	if (ret)
 		goto err_device;
-	migdev_parent.debugfs = debugfs_create_dir(MIGDEV_NAME, NULL);
 	return 0;
 
 err_device:
@@ -1147,16 +1295,19 @@ err_put:
 	class_destroy(migdev_parent.class);
 err_driver:
 	mdev_unregister_driver(&migdev_driver);
+err_debugfs:
+	debugfs_remove(migdev_parent.debugfs);
 	return ret;
 }
 
 static void __exit migdev_exit(void)
 {
-	debugfs_remove(migdev_parent.debugfs);
+	/* the devices go first, and their debugfs directories with them */
 	mdev_unregister_parent(&migdev_parent.parent);
 	device_unregister(&migdev_parent.dev);
 	class_destroy(migdev_parent.class);
 	mdev_unregister_driver(&migdev_driver);
+	debugfs_remove(migdev_parent.debugfs);
 }
 
 module_init(migdev_init);

@@ -14,7 +14,7 @@ export MIGDEV_KO=$ksft/migdev.ko
 # What this configuration provides (tooling/kernel.config, the VM's edu
 # device, setup-devices.sh): a test that finds one of them missing fails
 # instead of skipping (see tools/testing/selftests/vfio/vfio_util.h).
-export VFIO_SELFTEST_REQUIRE=${VFIO_SELFTEST_REQUIRE-edu mtty migdev failslab memcg}
+export VFIO_SELFTEST_REQUIRE=${VFIO_SELFTEST_REQUIRE-edu mtty migdev migdev-module failslab memcg}
 echo "VFIO_SELFTEST_REQUIRE=$VFIO_SELFTEST_REQUIRE"
 
 for t in "$ksft"/*_test; do

@@ -26,11 +26,28 @@
 #define MIG_DATA_OFFSET	offsetof(struct vfio_device_migration_info, data_offset)
 #define MIG_DATA_SIZE	offsetof(struct vfio_device_migration_info, data_size)
 
+/* BAR0 registers of the device (see samples/vfio-mdev/migdev.c) */
+#define REG_ID		0x00
+#define REG_DMA_ADDR	0x08
+#define REG_DMA_LEN	0x10
+#define REG_DMA_SEED	0x14
+#define REG_DMA_CMD	0x18
+#define REG_DMA_STATUS	0x1c
+#define REG_DMA_COUNT	0x20
+#define REG_SCRATCH	0x100
+#define MIGDEV_ID	0x6d696764
+#define MIGDEV_BAR0_BYTES	4096
+#define MIGDEV_DATA_BYTES	(64 * 1024)
+
+enum { CMD_WRITE_PIN = 1, CMD_WRITE_RW, CMD_PIN, CMD_UNPIN };
+
 struct migdev {
 	char uuid[256];
 	int container;
 	int group;
 	int fd;
+	uint64_t config;	/* offset of the config space region */
+	uint64_t bar0;		/* offset of the BAR0 region */
 	uint64_t mig;		/* offset of the migration region */
 	uint64_t mig_size;
 	uint64_t mmap_offset;	/* of the mmappable area in the region */
@@ -72,6 +89,10 @@ static inline int migdev_open(struct migdev *md, int nth)
 		ri->index = i;
 		if (ioctl(md->fd, VFIO_DEVICE_GET_REGION_INFO, ri))
 			return -errno;
+		if (i == VFIO_PCI_CONFIG_REGION_INDEX)
+			md->config = ri->offset;
+		else if (i == VFIO_PCI_BAR0_REGION_INDEX)
+			md->bar0 = ri->offset;
 		if (!(ri->flags & VFIO_REGION_INFO_FLAG_CAPS))
 			continue;
 		for (off = ri->cap_offset; off; off = hdr->next) {
@@ -145,6 +166,54 @@ static inline uint64_t mig_read64(struct migdev *md, uint64_t off)
 
 	mig_read(md, off, &v, 8);
 	return v;
+}
+
+/* BAR0 accesses, 4 or 8 bytes wide, as a guest's: 0 or -errno. */
+static inline int bar0_write(struct migdev *md, uint64_t off, uint64_t val,
+			     size_t len)
+{
+	ssize_t n = pwrite(md->fd, &val, len, md->bar0 + off);
+
+	return n == (ssize_t)len ? 0 : (n < 0 ? -errno : -EIO);
+}
+
+static inline uint32_t bar0_read32(struct migdev *md, uint64_t off)
+{
+	uint32_t v = ~0U;
+
+	if (pread(md->fd, &v, 4, md->bar0 + off) != 4)
+		return ~0U;
+	return v;
+}
+
+/*
+ * Start a DMA command through BAR0, as a guest driver does: program the
+ * address, length and seed, then write the command register.
+ */
+static inline int bar0_dma(struct migdev *md, uint32_t cmd, uint64_t iova,
+			   uint32_t len, uint32_t seed)
+{
+	return bar0_write(md, REG_DMA_ADDR, iova, 8) ?:
+	       bar0_write(md, REG_DMA_LEN, len, 4) ?:
+	       bar0_write(md, REG_DMA_SEED, seed, 4) ?:
+	       bar0_write(md, REG_DMA_CMD, cmd, 4);
+}
+
+/*
+ * Poll BAR0 until REG_DMA_COUNT differs from @count or REG_DMA_STATUS from
+ * @status, for up to two seconds: true when it did.
+ */
+static inline bool bar0_poll(struct migdev *md, uint32_t count, uint32_t status)
+{
+	int i;
+
+	for (i = 0; i < 2000; i++) {
+		if (bar0_read32(md, REG_DMA_COUNT) != count ||
+		    bar0_read32(md, REG_DMA_STATUS) != status)
+			return true;
+		usleep(1000);
+	}
+	return false;
 }
 
 /* Write a debugfs file of the instance; 0 or -errno of the write. */

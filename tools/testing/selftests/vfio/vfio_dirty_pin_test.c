@@ -288,6 +288,256 @@ TEST_F(pin, unmap_bitmap_races_stop)
 				VFIO_IOMMU_DIRTY_PAGES_FLAG_START));
 }
 
+/*
+ * DMA in every state but running (and pre-copy) is refused with EBUSY:
+ * stop-and-copy, stopped, resuming and the error state; and the registers
+ * of a device that is not running are frozen (they are migrated): BAR0
+ * writes fail with EBUSY and change nothing.
+ */
+TEST_F(pin, dma_refused_unless_running)
+{
+	static const uint32_t states[] = {
+		V1_SAVING, V1_STOP, V1_RESUMING, V1_SAVING | V1_RESUMING,
+	};
+	uint64_t junk = ~0ULL, size = 8;
+	uint32_t count, status;
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(states); i++) {
+		ASSERT_EQ(0, ioctl(self->md.fd, VFIO_DEVICE_RESET));
+		ASSERT_EQ(0, bar0_dma(&self->md, CMD_WRITE_RW, IOVA, 0, 0));
+		ASSERT_TRUE(bar0_poll(&self->md, 0, 0));
+		status = bar0_read32(&self->md, REG_DMA_STATUS);
+		ASSERT_EQ((uint32_t)-EINVAL, status);
+		count = bar0_read32(&self->md, REG_DMA_COUNT);
+		if (states[i] == (V1_SAVING | V1_RESUMING)) {
+			ASSERT_EQ(0, mig_set_state(&self->md, V1_RESUMING));
+			ASSERT_EQ(0, mig_write(&self->md, 4096, &junk, 8));
+			ASSERT_EQ(-EINVAL, mig_write(&self->md, MIG_DATA_SIZE, &size, 8));
+		} else {
+			ASSERT_EQ(0, mig_set_state(&self->md, states[i]));
+		}
+		ASSERT_EQ(states[i], mig_state(&self->md));
+		EXPECT_EQ(-EBUSY, migdev_ctl(&self->md, "dma", "rw 0x%llx 4 0",
+					     (unsigned long long)IOVA));
+		EXPECT_EQ(-EBUSY, migdev_ctl(&self->md, "dma", "pin 0x%llx 4 0",
+					     (unsigned long long)IOVA));
+		EXPECT_EQ(-EBUSY, migdev_ctl(&self->md, "dma", "keep 0x%llx 4 0",
+					     (unsigned long long)IOVA));
+		EXPECT_EQ(0, migdev_pinned(&self->md));
+		EXPECT_EQ(-EBUSY, bar0_write(&self->md, REG_DMA_CMD, CMD_WRITE_RW, 4));
+		EXPECT_EQ(-EBUSY, bar0_dma(&self->md, CMD_WRITE_RW, IOVA + 64, 4, 0));
+		EXPECT_EQ(-EBUSY, bar0_write(&self->md, REG_SCRATCH, 1, 4));
+		usleep(100000);
+		EXPECT_EQ(status, bar0_read32(&self->md, REG_DMA_STATUS)) {
+			ksft_print_msg("state %u\n", states[i]);
+		}
+		EXPECT_EQ(count, bar0_read32(&self->md, REG_DMA_COUNT));
+		EXPECT_EQ(0, bar0_read32(&self->md, REG_SCRATCH));
+		EXPECT_EQ((uint32_t)IOVA, bar0_read32(&self->md, REG_DMA_ADDR));
+		EXPECT_EQ(states[i], mig_state(&self->md));
+	}
+	ASSERT_EQ(0, ioctl(self->md.fd, VFIO_DEVICE_RESET));
+	EXPECT_EQ(0, self->buf[0]);
+	memset(self->want, 0, sizeof(self->want));
+	EXPECT_REPORT();
+}
+
+/*
+ * The BAR0 command path as a guest driver uses it: program the registers
+ * through the region, write the command register, poll REG_DMA_COUNT and
+ * REG_DMA_STATUS.  Failed commands show their errno in REG_DMA_STATUS and
+ * are not counted.
+ */
+TEST_F(pin, bar0_commands)
+{
+	uint32_t count, status;
+
+	EXPECT_EQ(MIGDEV_ID, bar0_read32(&self->md, REG_ID));
+	count = bar0_read32(&self->md, REG_DMA_COUNT);
+	status = bar0_read32(&self->md, REG_DMA_STATUS);
+	ASSERT_EQ(0, bar0_dma(&self->md, CMD_WRITE_RW, IOVA + 0x3001, 5000, 77));
+	ASSERT_TRUE(bar0_poll(&self->md, count, status));
+	EXPECT_EQ(count + 1, bar0_read32(&self->md, REG_DMA_COUNT));
+	EXPECT_EQ(0, bar0_read32(&self->md, REG_DMA_STATUS));
+	EXPECT_TRUE(memory_is(self->buf, 0x3001, 5000, 77));
+
+	count++;
+	ASSERT_EQ(0, bar0_dma(&self->md, CMD_WRITE_PIN, IOVA + 0x20000, 8192, 5));
+	ASSERT_TRUE(bar0_poll(&self->md, count, 0));
+	EXPECT_EQ(count + 1, bar0_read32(&self->md, REG_DMA_COUNT));
+	EXPECT_EQ(0, bar0_read32(&self->md, REG_DMA_STATUS));
+	EXPECT_TRUE(memory_is(self->buf, 0x20000, 8192, 5));
+	EXPECT_EQ(0, migdev_pinned(&self->md));
+
+	/* a working set through BAR0, then released */
+	count++;
+	ASSERT_EQ(0, bar0_dma(&self->md, CMD_PIN, IOVA + 0x40000, 4096, 0));
+	ASSERT_TRUE(bar0_poll(&self->md, count, 0));
+	EXPECT_EQ(1, migdev_pinned(&self->md));
+	count++;
+	ASSERT_EQ(0, bar0_dma(&self->md, CMD_UNPIN, 0, 0, 0));
+	ASSERT_TRUE(bar0_poll(&self->md, count, 0));
+	EXPECT_EQ(0, migdev_pinned(&self->md));
+	count++;
+
+	/* failures: zero length, too long, unknown command, unmapped IOVA */
+	ASSERT_EQ(0, bar0_dma(&self->md, CMD_WRITE_RW, IOVA, 0, 1));
+	ASSERT_TRUE(bar0_poll(&self->md, count, 0));
+	EXPECT_EQ((uint32_t)-EINVAL, bar0_read32(&self->md, REG_DMA_STATUS));
+	EXPECT_EQ(count, bar0_read32(&self->md, REG_DMA_COUNT));
+	ASSERT_EQ(0, bar0_write(&self->md, REG_DMA_STATUS, 0, 4));	/* ro */
+	EXPECT_EQ((uint32_t)-EINVAL, bar0_read32(&self->md, REG_DMA_STATUS));
+
+	ASSERT_EQ(0, bar0_dma(&self->md, CMD_WRITE_RW, IOVA, 4, 1));
+	ASSERT_TRUE(bar0_poll(&self->md, count, (uint32_t)-EINVAL));
+	EXPECT_EQ(0, bar0_read32(&self->md, REG_DMA_STATUS));
+	count++;
+	ASSERT_EQ(0, bar0_dma(&self->md, CMD_WRITE_RW, IOVA, (4 << 20) + 1, 1));
+	ASSERT_TRUE(bar0_poll(&self->md, count, 0));
+	EXPECT_EQ((uint32_t)-EINVAL, bar0_read32(&self->md, REG_DMA_STATUS));
+
+	ASSERT_EQ(0, bar0_dma(&self->md, CMD_WRITE_RW, IOVA, 4, 1));
+	ASSERT_TRUE(bar0_poll(&self->md, count, (uint32_t)-EINVAL));
+	count++;
+	ASSERT_EQ(0, bar0_dma(&self->md, 99, IOVA, 4, 1));
+	ASSERT_TRUE(bar0_poll(&self->md, count, 0));
+	EXPECT_EQ((uint32_t)-EINVAL, bar0_read32(&self->md, REG_DMA_STATUS));
+
+	ASSERT_EQ(0, bar0_dma(&self->md, CMD_WRITE_RW, IOVA, 4, 1));
+	ASSERT_TRUE(bar0_poll(&self->md, count, (uint32_t)-EINVAL));
+	count++;
+	ASSERT_EQ(0, bar0_dma(&self->md, CMD_WRITE_PIN, IOVA + SIZE, 4, 1));
+	ASSERT_TRUE(bar0_poll(&self->md, count, 0));
+	EXPECT_EQ((uint32_t)-EINVAL, bar0_read32(&self->md, REG_DMA_STATUS));
+	EXPECT_EQ(count, bar0_read32(&self->md, REG_DMA_COUNT));
+	/* read-only registers stay */
+	ASSERT_EQ(0, bar0_write(&self->md, REG_ID, 0, 4));
+	ASSERT_EQ(0, bar0_write(&self->md, REG_DMA_COUNT, 0, 4));
+	EXPECT_EQ(MIGDEV_ID, bar0_read32(&self->md, REG_ID));
+	EXPECT_EQ(count, bar0_read32(&self->md, REG_DMA_COUNT));
+}
+
+/*
+ * A command started through BAR0 right before the device leaves running:
+ * the device quiesces first, so when the state write returns the command
+ * is done (counted, status 0, memory written), whichever the new state.
+ */
+TEST_F(pin, bar0_command_finishes_before_state_change)
+{
+	static const struct { uint32_t from, to; } t[] = {
+		{ V1_RUNNING, V1_STOP },
+		{ V1_RUNNING, V1_SAVING },
+		{ V1_SAVING | V1_RUNNING, V1_SAVING },
+		{ V1_RUNNING, V1_RESUMING },
+	};
+	unsigned int i, round;
+	uint32_t count;
+
+	for (round = 0; round < 8; round++) {
+		for (i = 0; i < ARRAY_SIZE(t); i++) {
+			uint32_t seed = round * 16 + i + 1;
+
+			if (t[i].from != V1_RUNNING)
+				ASSERT_EQ(0, mig_set_state(&self->md, t[i].from));
+			memset(self->buf, 0, 65536 + 8);
+			count = bar0_read32(&self->md, REG_DMA_COUNT);
+			ASSERT_EQ(0, bar0_dma(&self->md, CMD_WRITE_PIN, IOVA, 65536, seed));
+			ASSERT_EQ(0, mig_set_state(&self->md, t[i].to));
+			EXPECT_EQ(count + 1, bar0_read32(&self->md, REG_DMA_COUNT)) {
+				ksft_print_msg("%u -> %u, round %u\n", t[i].from,
+					       t[i].to, round);
+			}
+			EXPECT_EQ(0, bar0_read32(&self->md, REG_DMA_STATUS));
+			EXPECT_TRUE(memory_is(self->buf, 0, 65536, seed));
+			ASSERT_EQ(0, mig_set_state(&self->md, V1_RUNNING));
+		}
+	}
+}
+
+struct race {
+	struct migdev *md;
+	uint64_t iova, size;
+	bool stop;
+	unsigned int done, refused, bad;
+	int bad_errno;
+};
+
+/* DMA into the range, by pinning, in a loop: writes and a working set. */
+static void *race_dma(void *arg)
+{
+	struct race *r = arg;
+	unsigned int n;
+	int ret;
+
+	for (n = 0; !__atomic_load_n(&r->stop, __ATOMIC_RELAXED); n++) {
+		if (n % 4 == 3)
+			ret = migdev_ctl(r->md, "dma", "keep 0x%llx %llu 0",
+					 (unsigned long long)r->iova,
+					 (unsigned long long)r->size);
+		else
+			ret = migdev_ctl(r->md, "dma", "pin 0x%llx %llu %u",
+					 (unsigned long long)r->iova,
+					 (unsigned long long)r->size, n);
+		if (n % 4 == 3)
+			migdev_ctl(r->md, "dma", "release 0 0 0");
+		if (!ret) {
+			__atomic_fetch_add(&r->done, 1, __ATOMIC_RELAXED);
+		} else if (ret == -EINVAL || ret == -EFAULT) {
+			r->refused++;	/* unmapped, or unmapped under it */
+		} else {
+			r->bad++;
+			r->bad_errno = ret;
+		}
+	}
+	return NULL;
+}
+
+/*
+ * Unmapping a range while the device pins pages in it, 4 MiB at a time,
+ * for writes and for its working set: the driver lets go of every page it
+ * has pinned there when told to, so every UNMAP succeeds (and no WARN).
+ * A DMA command may fail only because its memory went away.
+ */
+TEST_F(pin, pinning_races_unmap)
+{
+	struct race r = {
+		.md = &self->md, .iova = 1ULL << 30, .size = 4ULL << 20,
+	};
+	unsigned int i, unmaps = 0;
+	pthread_t thread;
+	uint8_t *mem;
+
+	mem = mmap(NULL, r.size, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, mem);
+	ASSERT_EQ(0, vfio_map(self->md.container, r.iova, mem, r.size));
+	ASSERT_EQ(0, pthread_create(&thread, NULL, race_dma, &r));
+	for (i = 0; i < 40; i++) {
+		usleep(20000 + (i % 5) * 17000);
+		EXPECT_EQ(0, vfio_unmap(self->md.container, r.iova, r.size)) {
+			ksft_print_msg("unmap %u: %s\n", i, strerror(errno));
+		}
+		unmaps++;
+		usleep(i % 3 * 5000);
+		ASSERT_EQ(0, vfio_map(self->md.container, r.iova, mem, r.size));
+	}
+	/* mapped again: the next whole command goes through */
+	for (i = 0; i < 1000 && !__atomic_load_n(&r.done, __ATOMIC_RELAXED); i++)
+		usleep(10000);
+	__atomic_store_n(&r.stop, true, __ATOMIC_RELAXED);
+	pthread_join(thread, NULL);
+	ksft_print_msg("%u unmaps; DMA: %u done, %u failed for want of memory\n",
+		       unmaps, r.done, r.refused);
+	EXPECT_EQ(0, r.bad) {
+		ksft_print_msg("DMA failed with %d\n", r.bad_errno);
+	}
+	EXPECT_GT(r.done, 0);
+	EXPECT_EQ(0, vfio_unmap(self->md.container, r.iova, r.size));
+	EXPECT_EQ(0, migdev_pinned(&self->md));
+	munmap(mem, r.size);
+}
+
 static int write_file(const char *path, const char *val)
 {
 	int fd = open(path, O_WRONLY), ret;

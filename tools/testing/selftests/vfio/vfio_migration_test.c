@@ -5,6 +5,7 @@
  * rules, saving into a buffer and resuming a second instance from it, and
  * removing an instance while it is open.
  */
+#include <pthread.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 
@@ -174,9 +175,44 @@ TEST_F(mig, legal_transitions)
 		}
 		EXPECT_EQ(seq[i], mig_state(&self->a));
 	}
-	/* reserved bits are kept as written */
-	EXPECT_EQ(0, mig_set_state(&self->a, V1_RUNNING | 0x100));
-	EXPECT_EQ(V1_RUNNING | 0x100, mig_state(&self->a));
+	/* a reserved bit set: refused, nothing changes (reserved_state_bits) */
+	EXPECT_EQ(-EINVAL, mig_set_state(&self->a, V1_STOP | 0x100));
+	EXPECT_EQ(V1_RUNNING, mig_state(&self->a));
+}
+
+/*
+ * Bits 3-31 of device_state are reserved: a write that sets any of them
+ * fails with EINVAL and changes nothing, and they read as 0, so that a
+ * user's read-modify-write of the state keeps working.
+ */
+TEST_F(mig, reserved_state_bits)
+{
+	uint64_t pending;
+	uint32_t v;
+	int bit;
+
+	for (bit = 3; bit < 32; bit++) {
+		EXPECT_EQ(-EINVAL, mig_set_state(&self->a, V1_STOP | 1U << bit)) {
+			ksft_print_msg("bit %d\n", bit);
+		}
+		EXPECT_EQ(V1_RUNNING, mig_state(&self->a));
+	}
+	/* nothing of a refused write happens: the stream does not restart */
+	ASSERT_EQ(0, migdev_ctl(&self->a, "step", "%d", 10));
+	ASSERT_EQ(0, mig_set_state(&self->a, V1_SAVING | V1_RUNNING));
+	ASSERT_GT(save_chunk(&self->a, self->stream, &self->len, NULL), 0);
+	pending = mig_read64(&self->a, MIG_PENDING);
+	EXPECT_EQ(-EINVAL, mig_set_state(&self->a, V1_SAVING | 0x80000000U));
+	EXPECT_EQ(V1_SAVING | V1_RUNNING, mig_state(&self->a));
+	EXPECT_EQ(pending, mig_read64(&self->a, MIG_PENDING));
+	/* QEMU's read-modify-write: keep the other bits, change the low ones */
+	v = mig_state(&self->a);
+	EXPECT_EQ(0, v & ~7U);
+	EXPECT_EQ(0, mig_set_state(&self->a, (v & ~7U) | V1_SAVING));
+	EXPECT_EQ(V1_SAVING, mig_state(&self->a));
+	v = mig_state(&self->a);
+	EXPECT_EQ(0, mig_set_state(&self->a, (v & ~7U) | V1_RUNNING));
+	EXPECT_EQ(V1_RUNNING, mig_state(&self->a));
 }
 
 /* Invalid states and forbidden transitions: EINVAL, state unchanged. */
@@ -288,10 +324,14 @@ TEST_F(mig, repeated_and_short_reads)
 	p2 = mig_read64(&self->a, MIG_PENDING);
 	EXPECT_EQ(p1, p2);
 	EXPECT_GT(p1, 0);
-	mig_read64(&self->a, MIG_DATA_OFFSET);
+	/* reading data_offset makes a chunk: a non-empty one, in the section */
+	EXPECT_EQ(4096, mig_read64(&self->a, MIG_DATA_OFFSET));
 	size1 = mig_read64(&self->a, MIG_DATA_SIZE);
+	ASSERT_GT(size1, 0);
+	ASSERT_LE(size1, self->a.mmap_size);
+	ASSERT_LE(size1, p1);
 	ASSERT_EQ(0, mig_read(&self->a, 4096, c1, size1));
-	mig_read64(&self->a, MIG_DATA_OFFSET);
+	EXPECT_EQ(4096, mig_read64(&self->a, MIG_DATA_OFFSET));
 	size2 = mig_read64(&self->a, MIG_DATA_SIZE);
 	ASSERT_EQ(size1, size2);
 	ASSERT_EQ(0, mig_read(&self->a, 4096, c2, size2));
@@ -360,6 +400,472 @@ TEST_F(mig, resume_checks_the_checksum)
 	ASSERT_EQ(0, mig_set_state(&self->b, V1_RESUMING));
 	EXPECT_EQ(-EIO, resume_stream(&self->b, self->stream, self->len));
 	EXPECT_EQ(V1_SAVING | V1_RESUMING, mig_state(&self->b));
+}
+
+/*
+ * Stop-and-copy back to pre-copy (010b -> 011b) would continue a stream
+ * whose registers were sent already: refused, the state and the stream
+ * unchanged, and the stream still resumes byte for byte.
+ */
+TEST_F(mig, stop_and_copy_back_to_pre_copy_refused)
+{
+	uint64_t pending;
+
+	ASSERT_EQ(0, migdev_ctl(&self->a, "step", "%d", 20));
+	ASSERT_EQ(0, mig_set_state(&self->a, V1_SAVING | V1_RUNNING));
+	ASSERT_GT(save_chunk(&self->a, self->stream, &self->len, NULL), 0);
+	ASSERT_EQ(0, mig_set_state(&self->a, V1_SAVING));
+	/* part of the rest, then try to go back */
+	ASSERT_GT(save_chunk(&self->a, self->stream, &self->len, NULL), 0);
+	pending = mig_read64(&self->a, MIG_PENDING);
+	EXPECT_EQ(-EINVAL, mig_set_state(&self->a, V1_SAVING | V1_RUNNING));
+	EXPECT_EQ(V1_SAVING, mig_state(&self->a));
+	EXPECT_EQ(pending, mig_read64(&self->a, MIG_PENDING));
+	ASSERT_EQ(0, save_rest(&self->a, self->stream, &self->len));
+	/* the whole stream sent: still refused */
+	EXPECT_EQ(-EINVAL, mig_set_state(&self->a, V1_SAVING | V1_RUNNING));
+	EXPECT_EQ(V1_SAVING, mig_state(&self->a));
+	EXPECT_EQ(0, mig_read64(&self->a, MIG_PENDING));
+	ASSERT_EQ(0, mig_set_state(&self->a, V1_STOP));
+
+	ASSERT_EQ(0, mig_set_state(&self->b, V1_RESUMING));
+	ASSERT_EQ(0, resume_stream(&self->b, self->stream, self->len));
+	ASSERT_EQ(0, mig_set_state(&self->b, V1_RUNNING));
+	ASSERT_EQ(0, migdev_state(&self->a, self->sa));
+	ASSERT_EQ(0, migdev_state(&self->b, self->sb));
+	EXPECT_EQ(0, memcmp(self->sa, self->sb, MIGDEV_STATE_BYTES));
+}
+
+/* Offset of the last chunk of a saved stream. */
+static size_t last_chunk(const uint8_t *stream, size_t len)
+{
+	size_t pos = 0, last = 0;
+	uint64_t size;
+
+	while (pos < len) {
+		last = pos;
+		memcpy(&size, stream + pos, 8);
+		pos += 8 + size;
+	}
+	return last;
+}
+
+/*
+ * A resume that did not receive a whole stream (no end record) must not
+ * leave resuming as if it had: the transition fails with EIO and the
+ * device is in the error state.  Data after the end record is refused too.
+ */
+TEST_F(mig, truncated_resume_fails)
+{
+	uint64_t size;
+	size_t last;
+
+	ASSERT_EQ(0, migdev_ctl(&self->a, "step", "%d", 30));
+	ASSERT_EQ(0, mig_set_state(&self->a, V1_SAVING));
+	ASSERT_EQ(0, save_rest(&self->a, self->stream, &self->len));
+	ASSERT_EQ(0, mig_set_state(&self->a, V1_STOP));
+	last = last_chunk(self->stream, self->len);
+	memcpy(&size, self->stream + last, 8);
+	ASSERT_GE(size, 8);
+
+	/* all but the end record (the stream's last 8 bytes), then running */
+	ASSERT_EQ(0, mig_set_state(&self->b, V1_RESUMING));
+	size -= 8;
+	memcpy(self->stream + last, &size, 8);
+	ASSERT_EQ(0, resume_stream(&self->b, self->stream, self->len - 8));
+	EXPECT_EQ(-EIO, mig_set_state(&self->b, V1_RUNNING));
+	EXPECT_EQ(V1_SAVING | V1_RESUMING, mig_state(&self->b));
+	EXPECT_EQ(-EIO, mig_set_state(&self->b, V1_RUNNING));
+	size += 8;
+	memcpy(self->stream + last, &size, 8);
+
+	/* the first chunk only, then stopped */
+	ASSERT_EQ(0, ioctl(self->b.fd, VFIO_DEVICE_RESET));
+	ASSERT_EQ(0, mig_set_state(&self->b, V1_RESUMING));
+	memcpy(&size, self->stream, 8);
+	ASSERT_EQ(0, resume_stream(&self->b, self->stream, 8 + size));
+	EXPECT_EQ(-EIO, mig_set_state(&self->b, V1_STOP));
+	EXPECT_EQ(V1_SAVING | V1_RESUMING, mig_state(&self->b));
+
+	/* the whole stream, then one chunk more: EINVAL, error state */
+	ASSERT_EQ(0, ioctl(self->b.fd, VFIO_DEVICE_RESET));
+	ASSERT_EQ(0, mig_set_state(&self->b, V1_RESUMING));
+	ASSERT_EQ(0, resume_stream(&self->b, self->stream, self->len));
+	EXPECT_EQ(-EINVAL, resume_stream(&self->b, self->stream, 8 + size));
+	EXPECT_EQ(V1_SAVING | V1_RESUMING, mig_state(&self->b));
+
+	/* and the whole stream alone resumes */
+	ASSERT_EQ(0, ioctl(self->b.fd, VFIO_DEVICE_RESET));
+	ASSERT_EQ(0, mig_set_state(&self->b, V1_RESUMING));
+	ASSERT_EQ(0, resume_stream(&self->b, self->stream, self->len));
+	ASSERT_EQ(0, mig_set_state(&self->b, V1_RUNNING));
+	ASSERT_EQ(0, migdev_state(&self->a, self->sa));
+	ASSERT_EQ(0, migdev_state(&self->b, self->sb));
+	EXPECT_EQ(0, memcmp(self->sa, self->sb, MIGDEV_STATE_BYTES));
+}
+
+/* The state of a device just reset: registers 0 but REG_ID, state 0. */
+static void reset_state(uint8_t *s)
+{
+	uint32_t id = MIGDEV_ID;
+
+	memset(s, 0, MIGDEV_STATE_BYTES);
+	memcpy(s + REG_ID, &id, 4);
+}
+
+/*
+ * Every open starts from a reset device: nothing of the previous user's
+ * registers, internal state, migration data, config space or error state
+ * is left.
+ */
+TEST_F(mig, open_resets_the_device)
+{
+	uint8_t *data = self->stream + MIGDEV_DATA_BYTES;
+	uint32_t bar = 0xfebf0000, v;
+	uint64_t junk = 0x7f7f7f7f7f7f7f7fULL, size = 8;
+	unsigned int i;
+
+	ASSERT_EQ(0, migdev_ctl(&self->a, "step", "%d", 30));
+	ASSERT_EQ(0, bar0_write(&self->a, REG_SCRATCH, 0x1122334455667788ULL, 8));
+	ASSERT_EQ(4, pwrite(self->a.fd, &bar, 4, self->a.config + 0x10));
+	ASSERT_EQ(0, mig_set_state(&self->a, V1_SAVING | V1_RUNNING));
+	EXPECT_EQ(4096, mig_read64(&self->a, MIG_DATA_OFFSET));	/* a chunk */
+	ASSERT_GT(mig_read64(&self->a, MIG_DATA_SIZE), 0);
+	migdev_close(&self->a);
+	ASSERT_EQ(0, migdev_open(&self->a, 0));
+
+	EXPECT_EQ(V1_RUNNING, mig_state(&self->a));
+	EXPECT_EQ(0, mig_read64(&self->a, MIG_PENDING));
+	EXPECT_EQ(-EINVAL, mig_read(&self->a, MIG_DATA_OFFSET, &size, 8));
+	reset_state(self->sb);
+	ASSERT_EQ(0, migdev_state(&self->a, self->sa));
+	EXPECT_EQ(0, memcmp(self->sa, self->sb, MIGDEV_STATE_BYTES));
+	ASSERT_EQ(0, mig_read(&self->a, 4096, data, MIGDEV_DATA_BYTES));
+	for (i = 0; i < MIGDEV_DATA_BYTES && !data[i]; i++)
+		;
+	EXPECT_EQ(MIGDEV_DATA_BYTES, i);
+	ASSERT_EQ(4, pread(self->a.fd, &v, 4, self->a.config + 0x10));
+	EXPECT_EQ(0, v);
+
+	/* the error state does not survive a reopen either */
+	ASSERT_EQ(0, mig_set_state(&self->a, V1_RESUMING));
+	ASSERT_EQ(0, mig_write(&self->a, 4096, &junk, 8));
+	EXPECT_EQ(-EINVAL, mig_write(&self->a, MIG_DATA_SIZE, &size, 8));
+	EXPECT_EQ(V1_SAVING | V1_RESUMING, mig_state(&self->a));
+	migdev_close(&self->a);
+	ASSERT_EQ(0, migdev_open(&self->a, 0));
+	EXPECT_EQ(V1_RUNNING, mig_state(&self->a));
+	ASSERT_EQ(0, migdev_state(&self->a, self->sa));
+	EXPECT_EQ(0, memcmp(self->sa, self->sb, MIGDEV_STATE_BYTES));
+}
+
+/*
+ * Leaving pre-copy with a chunk read but not yet acknowledged, as QEMU
+ * does: the acknowledgment comes with the first read of pending_bytes in
+ * stop-and-copy, and the chunk is not sent again.
+ */
+TEST_F(mig, unacknowledged_chunk_into_stop_and_copy)
+{
+	uint64_t off, size, p1, p2;
+
+	ASSERT_EQ(0, migdev_ctl(&self->a, "step", "%d", 40));
+	ASSERT_EQ(0, mig_set_state(&self->a, V1_SAVING | V1_RUNNING));
+	ASSERT_GT(save_chunk(&self->a, self->stream, &self->len, NULL), 0);
+	p1 = mig_read64(&self->a, MIG_PENDING);
+	off = mig_read64(&self->a, MIG_DATA_OFFSET);
+	size = mig_read64(&self->a, MIG_DATA_SIZE);
+	ASSERT_EQ(4096, off);
+	ASSERT_GT(size, 0);
+	memcpy(self->stream + self->len, &size, 8);
+	ASSERT_EQ(0, mig_read(&self->a, off, self->stream + self->len + 8, size));
+	self->len += 8 + size;
+	ASSERT_EQ(0, migdev_ctl(&self->a, "step", "%d", 2));
+	ASSERT_EQ(0, mig_set_state(&self->a, V1_SAVING));
+	/*
+	 * Acknowledged now: pending is what was left without the chunk, the
+	 * blocks the two steps changed again, the registers and the end.
+	 */
+	p2 = mig_read64(&self->a, MIG_PENDING);
+	EXPECT_GE(p2, p1 - size + (8 + 4096) + 8);
+	EXPECT_LE(p2, p1 - size + 2 * (8 + 4096) + (8 + 4096) + 8);
+	ASSERT_EQ(0, save_rest(&self->a, self->stream, &self->len));
+	ASSERT_EQ(0, mig_set_state(&self->a, V1_STOP));
+
+	ASSERT_EQ(0, mig_set_state(&self->b, V1_RESUMING));
+	ASSERT_EQ(0, resume_stream(&self->b, self->stream, self->len));
+	ASSERT_EQ(0, mig_set_state(&self->b, V1_RUNNING));
+	ASSERT_EQ(0, migdev_state(&self->a, self->sa));
+	ASSERT_EQ(0, migdev_state(&self->b, self->sb));
+	EXPECT_EQ(0, memcmp(self->sa, self->sb, MIGDEV_STATE_BYTES));
+}
+
+/*
+ * The width of the access at @pos of a chunk of @size bytes: @w in the
+ * first and the last 256 bytes, the middle in one go (it is slow enough).
+ */
+static uint64_t small_width(uint64_t pos, uint64_t size, uint64_t w)
+{
+	if (pos >= 256 && pos + 256 < size)
+		w = size - 256 - pos;
+	return w > size - pos ? size - pos : w;
+}
+
+/*
+ * QEMU's slow path: the trapped data section accessed in small pieces,
+ * 1, 2, 4 and 8 bytes at a time (at every alignment), to save and to
+ * resume.
+ */
+TEST_F(mig, small_trapped_accesses)
+{
+	static const size_t widths[] = { 1, 2, 4, 8, 3, 8, 4, 2 };
+	uint8_t *bulk = self->stream + MAX_STREAM - MIGDEV_DATA_BYTES;
+	uint64_t size, pos, w;
+	size_t at = 0, i;
+
+	ASSERT_EQ(0, migdev_ctl(&self->a, "step", "%d", 12));
+	ASSERT_EQ(0, mig_set_state(&self->a, V1_SAVING));
+	while (mig_read64(&self->a, MIG_PENDING)) {
+		ASSERT_EQ(4096, mig_read64(&self->a, MIG_DATA_OFFSET));
+		size = mig_read64(&self->a, MIG_DATA_SIZE);
+		ASSERT_GT(size, 0);
+		ASSERT_LT(self->len + 8 + size, MAX_STREAM - MIGDEV_DATA_BYTES);
+		memcpy(self->stream + self->len, &size, 8);
+		for (pos = 0, i = 0; pos < size; pos += w, i++) {
+			w = small_width(pos, size, widths[i % ARRAY_SIZE(widths)]);
+			ASSERT_EQ(0, mig_read(&self->a, 4096 + pos,
+					      self->stream + self->len + 8 + pos, w));
+		}
+		/* the same bytes as one bulk read of the chunk */
+		ASSERT_EQ(0, mig_read(&self->a, 4096, bulk, size));
+		EXPECT_EQ(0, memcmp(bulk, self->stream + self->len + 8, size));
+		self->len += 8 + size;
+	}
+	ASSERT_EQ(0, mig_set_state(&self->a, V1_STOP));
+
+	ASSERT_EQ(0, mig_set_state(&self->b, V1_RESUMING));
+	while (at < self->len) {
+		memcpy(&size, self->stream + at, 8);
+		ASSERT_EQ(4096, mig_read64(&self->b, MIG_DATA_OFFSET));
+		for (pos = 0, i = 0; pos < size; pos += w, i++) {
+			w = small_width(pos, size, widths[(i + 3) % ARRAY_SIZE(widths)]);
+			ASSERT_EQ(0, mig_write(&self->b, 4096 + pos,
+					       self->stream + at + 8 + pos, w));
+		}
+		ASSERT_EQ(0, mig_write(&self->b, MIG_DATA_SIZE, &size, 8));
+		at += 8 + size;
+	}
+	ASSERT_EQ(0, mig_set_state(&self->b, V1_RUNNING));
+	ASSERT_EQ(0, migdev_state(&self->a, self->sa));
+	ASSERT_EQ(0, migdev_state(&self->b, self->sb));
+	EXPECT_EQ(0, memcmp(self->sa, self->sb, MIGDEV_STATE_BYTES));
+}
+
+/* Resuming through the mmap of the data section. */
+TEST_F(mig, resume_through_the_mmap)
+{
+	uint8_t *map = map_data(&self->b);
+	size_t at = 0;
+	uint64_t size;
+
+	ASSERT_NE(NULL, map);
+	ASSERT_EQ(0, migdev_ctl(&self->a, "step", "%d", 100));
+	ASSERT_EQ(0, mig_set_state(&self->a, V1_SAVING));
+	ASSERT_EQ(0, save_rest(&self->a, self->stream, &self->len));
+	ASSERT_EQ(0, mig_set_state(&self->a, V1_STOP));
+
+	ASSERT_EQ(0, mig_set_state(&self->b, V1_RESUMING));
+	while (at < self->len) {
+		memcpy(&size, self->stream + at, 8);
+		ASSERT_EQ(self->b.mmap_offset, mig_read64(&self->b, MIG_DATA_OFFSET));
+		ASSERT_LE(size, self->b.mmap_size);
+		memcpy(map, self->stream + at + 8, size);
+		ASSERT_EQ(0, mig_write(&self->b, MIG_DATA_SIZE, &size, 8));
+		at += 8 + size;
+	}
+	ASSERT_EQ(0, mig_set_state(&self->b, V1_RUNNING));
+	ASSERT_EQ(0, migdev_state(&self->a, self->sa));
+	ASSERT_EQ(0, migdev_state(&self->b, self->sb));
+	EXPECT_EQ(0, memcmp(self->sa, self->sb, MIGDEV_STATE_BYTES));
+	munmap(map, self->b.mmap_size);
+}
+
+struct flipper {
+	uint32_t *hdr;		/* a record header in the mapped data section */
+	bool stop;
+};
+
+/* Change the record header all the time: valid, out of bounds, junk. */
+static void *flip_header(void *arg)
+{
+	struct flipper *f = arg;
+	uint32_t n;
+
+	for (n = 0; !__atomic_load_n(&f->stop, __ATOMIC_RELAXED); n++) {
+		__atomic_store_n(&f->hdr[0], 1, __ATOMIC_RELAXED);	/* a block */
+		__atomic_store_n(&f->hdr[1], n % 64, __ATOMIC_RELAXED);
+		__atomic_store_n(&f->hdr[1], 0x7fffffff - n % 64, __ATOMIC_RELAXED);
+		__atomic_store_n(&f->hdr[0], 0xdead0000 | (n & 0xffff), __ATOMIC_RELAXED);
+	}
+	return NULL;
+}
+
+/*
+ * The user changes a record in the mapped data section while the device
+ * consumes it: each chunk is either taken whole (a valid record) or
+ * refused with EINVAL (the error state, left by reset); nothing else,
+ * and no access out of bounds.
+ */
+TEST_F(mig, resume_while_the_mapping_changes)
+{
+	uint8_t *map = map_data(&self->b);
+	uint64_t size = 8 + 4096;
+	unsigned int i, taken = 0, refused = 0, other = 0;
+	struct flipper f = { .hdr = (uint32_t *)map };
+	pthread_t thread;
+	int ret;
+
+	ASSERT_NE(NULL, map);
+	memset(map, 0x5a, size);
+	ASSERT_EQ(0, mig_set_state(&self->b, V1_RESUMING));
+	ASSERT_EQ(0, pthread_create(&thread, NULL, flip_header, &f));
+	for (i = 0; i < 2000; i++) {
+		ret = mig_write(&self->b, MIG_DATA_SIZE, &size, 8);
+		if (!ret) {
+			taken++;
+			continue;
+		}
+		if (ret == -EINVAL && mig_state(&self->b) == (V1_SAVING | V1_RESUMING))
+			refused++;
+		else
+			other++;
+		ASSERT_EQ(0, ioctl(self->b.fd, VFIO_DEVICE_RESET));
+		ASSERT_EQ(0, mig_set_state(&self->b, V1_RESUMING));
+	}
+	__atomic_store_n(&f.stop, true, __ATOMIC_RELAXED);
+	pthread_join(thread, NULL);
+	ksft_print_msg("%u chunks taken, %u refused\n", taken, refused);
+	EXPECT_EQ(0, other);
+	EXPECT_EQ(2000, taken + refused);
+	munmap(map, self->b.mmap_size);
+}
+
+/*
+ * VFIO_DEVICE_RESET outside the error state: in pre-copy with a chunk
+ * waiting, in stop-and-copy and half-way through resuming.  Each time the
+ * device is back to its reset state, running, nothing pending, and a whole
+ * save and resume works afterwards.
+ */
+TEST_F(mig, reset_outside_the_error_state)
+{
+	static const uint32_t states[] = {
+		V1_SAVING | V1_RUNNING, V1_SAVING, V1_STOP, V1_RESUMING,
+	};
+	unsigned int i;
+
+	reset_state(self->sb);
+	for (i = 0; i < ARRAY_SIZE(states); i++) {
+		ASSERT_EQ(0, migdev_ctl(&self->a, "step", "%d", 7));
+		ASSERT_EQ(0, bar0_write(&self->a, REG_SCRATCH + 8, i + 1, 4));
+		ASSERT_EQ(0, mig_set_state(&self->a, states[i]));
+		if (states[i] & V1_SAVING)
+			ASSERT_EQ(4096, mig_read64(&self->a, MIG_DATA_OFFSET));
+		ASSERT_EQ(0, ioctl(self->a.fd, VFIO_DEVICE_RESET));
+		EXPECT_EQ(V1_RUNNING, mig_state(&self->a));
+		EXPECT_EQ(0, mig_read64(&self->a, MIG_PENDING));
+		ASSERT_EQ(0, migdev_state(&self->a, self->sa));
+		EXPECT_EQ(0, memcmp(self->sa, self->sb, MIGDEV_STATE_BYTES)) {
+			ksft_print_msg("reset in state %u\n", states[i]);
+		}
+	}
+	ASSERT_EQ(0, migdev_ctl(&self->a, "step", "%d", 3));
+	ASSERT_EQ(0, mig_set_state(&self->a, V1_SAVING));
+	ASSERT_EQ(0, save_rest(&self->a, self->stream, &self->len));
+	ASSERT_EQ(0, mig_set_state(&self->b, V1_RESUMING));
+	ASSERT_EQ(0, resume_stream(&self->b, self->stream, self->len));
+	ASSERT_EQ(0, mig_set_state(&self->b, V1_RUNNING));
+	ASSERT_EQ(0, migdev_state(&self->a, self->sa));
+	ASSERT_EQ(0, migdev_state(&self->b, self->sb));
+	EXPECT_EQ(0, memcmp(self->sa, self->sb, MIGDEV_STATE_BYTES));
+}
+
+static int rd(struct migdev *md, uint64_t pos, size_t len)
+{
+	static uint8_t buf[MIGDEV_DATA_BYTES + 4096];
+	ssize_t n = pread(md->fd, buf, len, pos);
+
+	return n < 0 ? -errno : (int)n;
+}
+
+static int wr(struct migdev *md, uint64_t pos, size_t len)
+{
+	static uint8_t buf[16];
+	ssize_t n = pwrite(md->fd, buf, len, pos);
+
+	return n < 0 ? -errno : (int)n;
+}
+
+static int map_at(struct migdev *md, uint64_t pos, size_t len, int flags)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, flags, md->fd, pos);
+
+	if (p == MAP_FAILED)
+		return -errno;
+	munmap(p, len);
+	return 0;
+}
+
+/* Config space, BAR0 and the migration region: the bounds, exact errnos. */
+TEST_F(mig, region_bounds)
+{
+	struct vfio_region_info ri = { .argsz = sizeof(ri) };
+	struct migdev *md = &self->a;
+	uint64_t bar1 = (uint64_t)VFIO_PCI_BAR1_REGION_INDEX << 40;
+	uint64_t beyond = (uint64_t)(VFIO_PCI_NUM_REGIONS + 1) << 40;
+
+	/* config space: 256 bytes, any width */
+	EXPECT_EQ(1, rd(md, md->config + 255, 1));
+	EXPECT_EQ(-EINVAL, rd(md, md->config + 255, 2));
+	EXPECT_EQ(-EINVAL, rd(md, md->config + 256, 1));
+	EXPECT_EQ(-EINVAL, wr(md, md->config + 256, 4));
+	EXPECT_EQ(-EINVAL, wr(md, md->config + 254, 4));
+	/* BAR0: 4 KiB, naturally aligned 4 and 8 bytes */
+	EXPECT_EQ(8, rd(md, md->bar0 + 4088, 8));
+	EXPECT_EQ(-EINVAL, rd(md, md->bar0 + 4096, 4));
+	EXPECT_EQ(-EINVAL, rd(md, md->bar0 + 4092, 8));
+	EXPECT_EQ(-EINVAL, rd(md, md->bar0 + 2, 4));
+	EXPECT_EQ(-EINVAL, rd(md, md->bar0 + 4, 8));
+	EXPECT_EQ(-EINVAL, rd(md, md->bar0, 1));
+	EXPECT_EQ(-EINVAL, rd(md, md->bar0, 2));
+	EXPECT_EQ(-EINVAL, rd(md, md->bar0, 16));
+	EXPECT_EQ(-EINVAL, wr(md, md->bar0 + 4096, 4));
+	EXPECT_EQ(-EINVAL, wr(md, md->bar0 + REG_SCRATCH + 1, 4));
+	/* the migration region: the header, a gap, the data section */
+	EXPECT_EQ(-EINVAL, rd(md, md->mig + 32, 8));
+	EXPECT_EQ(-EINVAL, rd(md, md->mig + 4095, 1));
+	EXPECT_EQ(MIGDEV_DATA_BYTES, rd(md, md->mig + 4096, MIGDEV_DATA_BYTES));
+	EXPECT_EQ(1, rd(md, md->mig + md->mig_size - 1, 1));
+	EXPECT_EQ(-EINVAL, rd(md, md->mig + md->mig_size - 4, 8));
+	EXPECT_EQ(-EINVAL, rd(md, md->mig + md->mig_size, 1));
+	EXPECT_EQ(-EINVAL, rd(md, md->mig + 4096, MIGDEV_DATA_BYTES + 1));
+	EXPECT_EQ(-EINVAL, wr(md, md->mig + md->mig_size, 1));
+	/* regions without anything, and beyond the last */
+	EXPECT_EQ(-EINVAL, rd(md, bar1, 4));
+	EXPECT_EQ(-EINVAL, rd(md, beyond, 4));
+	ri.index = VFIO_PCI_NUM_REGIONS + 1;
+	EXPECT_EQ(-1, ioctl(md->fd, VFIO_DEVICE_GET_REGION_INFO, &ri));
+	EXPECT_EQ(EINVAL, errno);
+	/* only the data section maps, shared, whole pages inside it */
+	EXPECT_EQ(0, map_at(md, md->mig + 4096, 4096, MAP_SHARED));
+	EXPECT_EQ(0, map_at(md, md->mig + 4096, MIGDEV_DATA_BYTES, MAP_SHARED));
+	EXPECT_EQ(-EINVAL, map_at(md, md->mig + 4096, MIGDEV_DATA_BYTES + 4096,
+				  MAP_SHARED));
+	EXPECT_EQ(-EINVAL, map_at(md, md->mig + 4096 + MIGDEV_DATA_BYTES, 4096,
+				  MAP_SHARED));
+	EXPECT_EQ(-EINVAL, map_at(md, md->mig, 4096, MAP_SHARED));
+	EXPECT_EQ(-EINVAL, map_at(md, md->mig + 4096, 4096, MAP_PRIVATE));
+	EXPECT_EQ(-EINVAL, map_at(md, md->bar0, 4096, MAP_SHARED));
+	EXPECT_EQ(-EINVAL, map_at(md, md->config, 4096, MAP_SHARED));
+	EXPECT_EQ(V1_RUNNING, mig_state(md));
 }
 
 /*

@@ -11,8 +11,9 @@
  * A test whose device is missing is skipped with the reason, so that the
  * tests can run anywhere.  A test runner that sets the devices up itself
  * says which ones it provides in VFIO_SELFTEST_REQUIRE (names separated by
- * spaces or commas: "edu", "mtty", "migdev", "failslab", "memcg"); a test
- * that misses one of those fails instead, with the same reason.
+ * spaces or commas: "edu", "mtty", "migdev", "migdev-module", "failslab",
+ * "memcg"); a test that misses one of those fails instead, with the same
+ * reason.
  */
 #ifndef __SELFTESTS_VFIO_UTIL_H
 #define __SELFTESTS_VFIO_UTIL_H

@@ -1,0 +1,135 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * The migdev sample driver as a module: unloaded with instances present,
+ * loaded again, instances created, used and removed, a few times over; an
+ * instance that is open keeps the module in.  The module file comes from
+ * $MIGDEV_KO.  The instances present at the start are there again at the
+ * end, for the tests that run after this one.
+ */
+#include <sys/syscall.h>
+
+#include "../kselftest_harness.h"
+#include "migdev.h"
+
+#define TYPES	"/sys/class/mdev_bus/migdev/mdev_supported_types/" MIGDEV_TYPE
+#define MAX_UUIDS	8
+
+static int load(const char *ko)
+{
+	int fd = open(ko, O_RDONLY | O_CLOEXEC), ret;
+
+	if (fd < 0)
+		return -errno;
+	ret = syscall(__NR_finit_module, fd, "", 0) ? -errno : 0;
+	close(fd);
+	return ret;
+}
+
+static int unload(void)
+{
+	return syscall(__NR_delete_module, "migdev", O_NONBLOCK) ? -errno : 0;
+}
+
+static int sysfs_write(const char *path, const char *val)
+{
+	int fd = open(path, O_WRONLY), ret;
+
+	if (fd < 0)
+		return -errno;
+	ret = write(fd, val, strlen(val)) == (ssize_t)strlen(val) ? 0 : -errno;
+	close(fd);
+	return ret;
+}
+
+static int create_instance(const char *uuid)
+{
+	return sysfs_write(TYPES "/create", uuid);
+}
+
+static int remove_instance(const char *uuid)
+{
+	char path[256];
+
+	snprintf(path, sizeof(path), "/sys/bus/mdev/devices/%s/remove", uuid);
+	return sysfs_write(path, "1");
+}
+
+static bool exists(const char *fmt, const char *arg)
+{
+	char path[256];
+
+	snprintf(path, sizeof(path), fmt, arg);
+	return !access(path, F_OK);
+}
+
+/* The names of the migdev instances there are now; how many. */
+static int instances(char uuids[][64])
+{
+	int n;
+
+	for (n = 0; n < MAX_UUIDS; n++)
+		if (vfio_find_mdev_group(MIGDEV_TYPE, n, uuids[n], 64) < 0)
+			break;
+	return n;
+}
+
+TEST(load_use_unload)
+{
+	static const char * const ours[] = {
+		"6a0a2a3e-0000-4000-8000-00000000c001",
+		"6a0a2a3e-0000-4000-8000-00000000c002",
+		"6a0a2a3e-0000-4000-8000-00000000c003",
+	};
+	char before[MAX_UUIDS][64], buf[64];
+	const char *ko = getenv("MIGDEV_KO");
+	int i, j, n, fd;
+	struct migdev md;
+
+	if (!exists("/sys/module/%s/refcnt", "migdev"))
+		VFIO_SKIP_OR_FAIL("migdev-module", return,
+				  "migdev is not a loaded module (CONFIG_SAMPLE_VFIO_MDEV_MIGDEV=m)");
+	if (!ko || access(ko, R_OK))
+		VFIO_SKIP_OR_FAIL("migdev-module", return, "no module file: set MIGDEV_KO");
+	n = instances(before);
+
+	for (i = 0; i < 3; i++) {
+		/* out with the instances still there: they go with it */
+		ASSERT_EQ(0, unload()) {
+			ksft_print_msg("iteration %d\n", i);
+		}
+		EXPECT_FALSE(exists("%s", "/sys/class/mdev_bus/migdev"));
+		EXPECT_FALSE(exists("%s", MIGDEV_DEBUGFS));
+		EXPECT_FALSE(exists("/sys/module/%s", "migdev"));
+		EXPECT_EQ(-ENOENT, unload());
+		ASSERT_EQ(0, load(ko));
+		EXPECT_EQ(-EEXIST, load(ko));
+		EXPECT_TRUE(exists("%s", MIGDEV_DEBUGFS));
+		for (j = 0; j < 3; j++) {
+			ASSERT_EQ(0, create_instance(ours[j]));
+			EXPECT_TRUE(exists(MIGDEV_DEBUGFS "/%s/state", ours[j]));
+		}
+		/* one used, and open while the module is asked to go */
+		ASSERT_EQ(0, migdev_open(&md, 0));
+		ASSERT_EQ(0, migdev_ctl(&md, "step", "%d", 5));
+		ASSERT_EQ(0, mig_set_state(&md, V1_SAVING | V1_RUNNING));
+		EXPECT_EQ(-EWOULDBLOCK, unload());
+		EXPECT_EQ(V1_SAVING | V1_RUNNING, mig_state(&md));
+		migdev_close(&md);
+		/* one removed: its debugfs directory goes with it */
+		ASSERT_EQ(0, remove_instance(ours[i]));
+		EXPECT_FALSE(exists(MIGDEV_DEBUGFS "/%s", ours[i]));
+	}
+	/* as it was: the module in, the instances there were before */
+	ASSERT_EQ(0, unload());
+	ASSERT_EQ(0, load(ko));
+	for (j = 0; j < n; j++)
+		EXPECT_EQ(0, create_instance(before[j]));
+	fd = open(TYPES "/available_instances", O_RDONLY);
+	ASSERT_GE(fd, 0);
+	memset(buf, 0, sizeof(buf));
+	ASSERT_LT(0, read(fd, buf, sizeof(buf) - 1));
+	close(fd);
+	EXPECT_EQ(8 - n, atoi(buf));
+}
+
+TEST_HARNESS_MAIN
