@@ -175,6 +175,45 @@ static void vfio_type1_test_pin_joined_device(struct kunit *test)
 }
 
 /*
+ * Accesses that would run past 2^64 are refused before anything happens:
+ * with a page mapped at the top of the IOVA space and one at IOVA 0,
+ * neither is written, nor pinned.
+ */
+static void vfio_type1_test_no_wrap(struct kunit *test)
+{
+	struct vfio_type1_test *t = vfio_type1_test_setup(test, 1);
+	struct vfio_iommu_type1_dma_map map = {
+		.argsz = sizeof(map),
+		.flags = VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE,
+		.size = PAGE_SIZE,
+	};
+	u8 data[16], seen[16] = {};
+	unsigned long mem;
+	struct page *pages[2];
+
+	mem = kunit_vm_mmap(test, NULL, 0, 2 * PAGE_SIZE, PROT_READ | PROT_WRITE,
+			    MAP_ANONYMOUS | MAP_PRIVATE, 0);
+	KUNIT_ASSERT_NE(test, mem, 0);
+	map.vaddr = mem;
+	map.iova = 0;
+	KUNIT_ASSERT_EQ(test, 0, vfio_dma_do_map(t->iommu, &map));
+	map.vaddr = mem + PAGE_SIZE;
+	map.iova = 0 - PAGE_SIZE;
+	KUNIT_ASSERT_EQ(test, 0, vfio_dma_do_map(t->iommu, &map));
+
+	memset(data, 0xa5, sizeof(data));
+	KUNIT_EXPECT_EQ(test, -EINVAL, vfio_iommu_type1_dma_rw(t->iommu, 0 - 8,
+							data, 16, true));
+	KUNIT_EXPECT_EQ(test, 0, copy_from_user(seen, (void __user *)mem, 8));
+	KUNIT_EXPECT_EQ(test, 0, copy_from_user(seen + 8, (void __user *)
+						(mem + 2 * PAGE_SIZE - 8), 8));
+	KUNIT_EXPECT_MEMEQ(test, seen, (u8 [16]){}, sizeof(seen));
+	KUNIT_EXPECT_EQ(test, -EINVAL,
+			vfio_iommu_type1_pin_pages(t->iommu, t->grp, 0 - PAGE_SIZE,
+						   2, IOMMU_READ, pages));
+}
+
+/*
  * A whole-mapping mark, then a report of the first GiB: the rest stays
  * dirty.  On a 1 TiB mapping that takes 8184 whole-chunk entries; on a
  * 2^62-byte mapping it would take 2^35, so the mapping stays dirty whole
@@ -213,6 +252,7 @@ static struct kunit_case vfio_type1_test_cases[] = {
 	KUNIT_CASE(vfio_type1_test_pin_singleton),
 	KUNIT_CASE(vfio_type1_test_pin_two_devices),
 	KUNIT_CASE(vfio_type1_test_pin_joined_device),
+	KUNIT_CASE(vfio_type1_test_no_wrap),
 	KUNIT_CASE(vfio_type1_test_huge_split),
 	{}
 };

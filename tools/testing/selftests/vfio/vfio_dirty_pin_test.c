@@ -859,6 +859,30 @@ TEST_F(top, unmap_at_top)
 	free(bitmap);
 }
 
+/*
+ * A device access that would run past 2^64 is refused whole: it must not
+ * wrap to the mapping at IOVA 0.
+ */
+TEST_F(top, dma_does_not_wrap)
+{
+	uint8_t *low = reserve(PAGE_4K);
+	int i;
+
+	ASSERT_NE(MAP_FAILED, low);
+	memset(low, 0, PAGE_4K);
+	ASSERT_EQ(0, vfio_map(self->md.container, 0, low, PAGE_4K));
+	EXPECT_EQ(-EINVAL, migdev_ctl(&self->md, "dma", "rw 0x%llx 16 9",
+				      (unsigned long long)(0ULL - 8)));
+	EXPECT_EQ(-EINVAL, migdev_ctl(&self->md, "dma", "pin 0x%llx 16 9",
+				      (unsigned long long)(0ULL - 8)));
+	for (i = 0; i < 16; i++) {
+		EXPECT_EQ(0, low[i]);
+		EXPECT_EQ(0, self->buf[TOP_SIZE - 8 + (i % 8)]);
+	}
+	ASSERT_EQ(0, vfio_unmap(self->md.container, 0, PAGE_4K));
+	munmap(low, PAGE_4K);
+}
+
 /* MAP_DMA of a range ending at 2^64 that overlaps the mapping: -EEXIST. */
 TEST_F(top, map_overlap_at_top)
 {
