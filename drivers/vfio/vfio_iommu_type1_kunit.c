@@ -71,8 +71,8 @@ static void vfio_type1_test_add_dev(struct kunit *test,
 	dev = kunit_device_register(test, t->ndev++ ? "vfio-t1-b" : "vfio-t1-a");
 	KUNIT_ASSERT_FALSE(test, IS_ERR(dev));
 	KUNIT_ASSERT_EQ(test, 0, iommu_group_add_device(t->grp, dev));
-	KUNIT_ASSERT_EQ(test, 0, kunit_add_action_or_reset(test,
-					vfio_type1_test_remove_dev, dev));
+	KUNIT_ASSERT_EQ(test, 0,
+			kunit_add_action_or_reset(test, vfio_type1_test_remove_dev, dev));
 }
 
 /* Open a device of the group: type1 hears of it as the container's user. */
@@ -117,8 +117,8 @@ static struct vfio_type1_test *vfio_type1_test_setup(struct kunit *test,
 
 	t->grp = iommu_group_alloc();
 	KUNIT_ASSERT_FALSE(test, IS_ERR(t->grp));
-	KUNIT_ASSERT_EQ(test, 0, kunit_add_action_or_reset(test,
-					vfio_type1_test_put_group, t->grp));
+	KUNIT_ASSERT_EQ(test, 0,
+			kunit_add_action_or_reset(test, vfio_type1_test_put_group, t->grp));
 	t->vgroup->iommu_group = t->grp;
 	for (i = 0; i < ndev; i++)
 		vfio_type1_test_add_dev(test, t);
@@ -129,8 +129,8 @@ static struct vfio_type1_test *vfio_type1_test_setup(struct kunit *test,
 		vfio_iommu_type1_release(t->iommu);
 		KUNIT_FAIL_AND_ABORT(test, "attaching the group failed");
 	}
-	KUNIT_ASSERT_EQ(test, 0, kunit_add_action_or_reset(test,
-					vfio_type1_test_close, t));
+	KUNIT_ASSERT_EQ(test, 0,
+			kunit_add_action_or_reset(test, vfio_type1_test_close, t));
 	vfio_type1_test_open(test, t, &vfio_type1_test_pin_ops);
 	KUNIT_ASSERT_EQ(test, 0, vfio_dma_do_map(t->iommu, &map));
 	return t;
@@ -187,7 +187,7 @@ static void vfio_type1_test_no_wrap(struct kunit *test)
 		.flags = VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE,
 		.size = PAGE_SIZE,
 	};
-	u8 data[16], seen[16] = {};
+	u8 data[16], seen[16] = {}, zero[16] = {};
 	unsigned long mem;
 	struct page *pages[2];
 
@@ -202,12 +202,12 @@ static void vfio_type1_test_no_wrap(struct kunit *test)
 	KUNIT_ASSERT_EQ(test, 0, vfio_dma_do_map(t->iommu, &map));
 
 	memset(data, 0xa5, sizeof(data));
-	KUNIT_EXPECT_EQ(test, -EINVAL, vfio_iommu_type1_dma_rw(t->iommu, 0 - 8,
-							data, 16, true));
+	KUNIT_EXPECT_EQ(test, -EINVAL,
+			vfio_iommu_type1_dma_rw(t->iommu, 0 - 8, data, 16, true));
 	KUNIT_EXPECT_EQ(test, 0, copy_from_user(seen, (void __user *)mem, 8));
 	KUNIT_EXPECT_EQ(test, 0, copy_from_user(seen + 8, (void __user *)
 						(mem + 2 * PAGE_SIZE - 8), 8));
-	KUNIT_EXPECT_MEMEQ(test, seen, (u8 [16]){}, sizeof(seen));
+	KUNIT_EXPECT_MEMEQ(test, seen, zero, sizeof(seen));
 	KUNIT_EXPECT_EQ(test, -EINVAL,
 			vfio_iommu_type1_pin_pages(t->iommu, t->grp, 0 - PAGE_SIZE,
 						   2, IOMMU_READ, pages));
