@@ -538,17 +538,6 @@ TEST_F(pin, pinning_races_unmap)
 	munmap(mem, r.size);
 }
 
-static int write_file(const char *path, const char *val)
-{
-	int fd = open(path, O_WRONLY), ret;
-
-	if (fd < 0)
-		return -errno;
-	ret = write(fd, val, strlen(val)) == (ssize_t)strlen(val) ? 0 : -errno;
-	close(fd);
-	return ret;
-}
-
 /*
  * Allocation failures: the n-th slab allocation of a GET_BITMAP fails, for
  * every n in turn (fail-nth).  Marking pinned pages needs memory; without
@@ -560,8 +549,8 @@ TEST_F(pin, allocation_failures_report_more)
 	char path[64], val[16];
 	int fd, n, injected = 0;
 
-	if (write_file("/sys/kernel/debug/failslab/ignore-gfp-wait", "N") ||
-	    write_file("/sys/kernel/debug/failslab/verbose", "0"))
+	if (sysfs_write("/sys/kernel/debug/failslab/ignore-gfp-wait", "N") ||
+	    sysfs_write("/sys/kernel/debug/failslab/verbose", "0"))
 		VFIO_SKIP_OR_FAIL("failslab", return,
 				  "no failslab (CONFIG_FAILSLAB, CONFIG_FAULT_INJECTION_DEBUG_FS)");
 	snprintf(path, sizeof(path), "/proc/self/task/%d/fail-nth", (int)gettid());
@@ -657,11 +646,11 @@ static int dirty_chunks_from_child(struct migdev *md, uint64_t iova,
 	if (child < 0)
 		return -errno;
 	if (!child) {
-		if (write_file(CG_ROOT "/cgroup.procs", "0"))
+		if (sysfs_write(CG_ROOT "/cgroup.procs", "0"))
 			_exit(2);
 		/* the limit only while the device writes */
 		snprintf(max, sizeof(max), "%lld", limit);
-		if (limit && write_file(CG_TEST "/memory.max", max))
+		if (limit && sysfs_write(CG_TEST "/memory.max", max))
 			_exit(3);
 		for (c = 0; c < CG_CHUNKS; c++)
 			if (migdev_ctl(md, "dma", "rw 0x%llx 8 %llu",
@@ -669,7 +658,7 @@ static int dirty_chunks_from_child(struct migdev *md, uint64_t iova,
 							    64 * PAGE_4K),
 				       (unsigned long long)c))
 				_exit(1);
-		if (limit && write_file(CG_TEST "/memory.max", "max"))
+		if (limit && sysfs_write(CG_TEST "/memory.max", "max"))
 			_exit(3);
 		_exit(0);
 	}
@@ -697,12 +686,12 @@ TEST_F(pin, tracking_memory_charged_to_owner)
 	if (access(CG_ROOT "/cgroup.controllers", F_OK) &&
 	    mount("none", CG_ROOT, "cgroup2", 0, NULL))
 		VFIO_SKIP_OR_FAIL("memcg", return, "no cgroup2 (CONFIG_CGROUPS)");
-	if (write_file(CG_ROOT "/cgroup.subtree_control", "+memory"))
+	if (sysfs_write(CG_ROOT "/cgroup.subtree_control", "+memory"))
 		VFIO_SKIP_OR_FAIL("memcg", return, "no memory controller (CONFIG_MEMCG)");
 	if (mkdir(CG_TEST, 0755))
 		ASSERT_EQ(EEXIST, errno);
 	snprintf(pid, sizeof(pid), "%d", getpid());
-	ASSERT_EQ(0, write_file(CG_TEST "/cgroup.procs", pid));
+	ASSERT_EQ(0, sysfs_write(CG_TEST "/cgroup.procs", pid));
 
 	mem = mmap(NULL, span, PROT_READ | PROT_WRITE,
 		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -751,7 +740,7 @@ TEST_F(pin, tracking_memory_charged_to_owner)
 	EXPECT_EQ(0, oom);
 
 	ASSERT_EQ(0, vfio_unmap(self->md.container, iova, span));
-	ASSERT_EQ(0, write_file(CG_ROOT "/cgroup.procs", "0"));
+	ASSERT_EQ(0, sysfs_write(CG_ROOT "/cgroup.procs", "0"));
 	rmdir(CG_TEST);
 	free(bitmap);
 	munmap(mem, span);

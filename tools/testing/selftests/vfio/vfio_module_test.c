@@ -30,17 +30,6 @@ static int unload(void)
 	return syscall(__NR_delete_module, "migdev", O_NONBLOCK) ? -errno : 0;
 }
 
-static int sysfs_write(const char *path, const char *val)
-{
-	int fd = open(path, O_WRONLY), ret;
-
-	if (fd < 0)
-		return -errno;
-	ret = write(fd, val, strlen(val)) == (ssize_t)strlen(val) ? 0 : -errno;
-	close(fd);
-	return ret;
-}
-
 static int create_instance(const char *uuid)
 {
 	return sysfs_write(TYPES "/create", uuid);

@@ -137,6 +137,18 @@ static inline int vfio_find_mdev_group(const char *type, int nth, char *uuid,
 	return group;
 }
 
+/* Write @val to the file at @path (sysfs, debugfs, procfs): 0 or -errno. */
+static inline int sysfs_write(const char *path, const char *val)
+{
+	int fd = open(path, O_WRONLY), ret;
+
+	if (fd < 0)
+		return -errno;
+	ret = write(fd, val, strlen(val)) == (ssize_t)strlen(val) ? 0 : -errno;
+	close(fd);
+	return ret;
+}
+
 /* Whether @what is listed in VFIO_SELFTEST_REQUIRE. */
 static inline bool vfio_required(const char *what)
 {
