@@ -125,6 +125,13 @@ static void *map_data(struct migdev *md)
 	return p == MAP_FAILED ? NULL : p;
 }
 
+/* Both devices hold the same state: registers and internal state. */
+#define EXPECT_SAME_STATE() do {					\
+	ASSERT_EQ(0, migdev_state(&self->a, self->sa));			\
+	ASSERT_EQ(0, migdev_state(&self->b, self->sb));			\
+	EXPECT_EQ(0, memcmp(self->sa, self->sb, MIGDEV_STATE_BYTES));	\
+} while (0)
+
 /* The region as QEMU 7.2 finds it, and the device around it. */
 TEST_F(mig, region_and_device_info)
 {
@@ -361,9 +368,7 @@ TEST_F(mig, interrupted_save_then_complete)
 	ASSERT_EQ(0, mig_set_state(&self->b, V1_RESUMING));
 	ASSERT_EQ(0, resume_stream(&self->b, self->stream, self->len));
 	ASSERT_EQ(0, mig_set_state(&self->b, V1_RUNNING));
-	ASSERT_EQ(0, migdev_state(&self->a, self->sa));
-	ASSERT_EQ(0, migdev_state(&self->b, self->sb));
-	EXPECT_EQ(0, memcmp(self->sa, self->sb, MIGDEV_STATE_BYTES));
+	EXPECT_SAME_STATE();
 }
 
 /* Bad data puts the device in the error state; only reset leaves it. */
@@ -431,9 +436,7 @@ TEST_F(mig, stop_and_copy_back_to_pre_copy_refused)
 	ASSERT_EQ(0, mig_set_state(&self->b, V1_RESUMING));
 	ASSERT_EQ(0, resume_stream(&self->b, self->stream, self->len));
 	ASSERT_EQ(0, mig_set_state(&self->b, V1_RUNNING));
-	ASSERT_EQ(0, migdev_state(&self->a, self->sa));
-	ASSERT_EQ(0, migdev_state(&self->b, self->sb));
-	EXPECT_EQ(0, memcmp(self->sa, self->sb, MIGDEV_STATE_BYTES));
+	EXPECT_SAME_STATE();
 }
 
 /* Offset of the last chunk of a saved stream. */
@@ -499,9 +502,7 @@ TEST_F(mig, truncated_resume_fails)
 	ASSERT_EQ(0, mig_set_state(&self->b, V1_RESUMING));
 	ASSERT_EQ(0, resume_stream(&self->b, self->stream, self->len));
 	ASSERT_EQ(0, mig_set_state(&self->b, V1_RUNNING));
-	ASSERT_EQ(0, migdev_state(&self->a, self->sa));
-	ASSERT_EQ(0, migdev_state(&self->b, self->sb));
-	EXPECT_EQ(0, memcmp(self->sa, self->sb, MIGDEV_STATE_BYTES));
+	EXPECT_SAME_STATE();
 }
 
 /* The state of a device just reset: registers 0 but REG_ID, state 0. */
@@ -594,9 +595,7 @@ TEST_F(mig, unacknowledged_chunk_into_stop_and_copy)
 	ASSERT_EQ(0, mig_set_state(&self->b, V1_RESUMING));
 	ASSERT_EQ(0, resume_stream(&self->b, self->stream, self->len));
 	ASSERT_EQ(0, mig_set_state(&self->b, V1_RUNNING));
-	ASSERT_EQ(0, migdev_state(&self->a, self->sa));
-	ASSERT_EQ(0, migdev_state(&self->b, self->sb));
-	EXPECT_EQ(0, memcmp(self->sa, self->sb, MIGDEV_STATE_BYTES));
+	EXPECT_SAME_STATE();
 }
 
 /*
@@ -655,9 +654,7 @@ TEST_F(mig, small_trapped_accesses)
 		at += 8 + size;
 	}
 	ASSERT_EQ(0, mig_set_state(&self->b, V1_RUNNING));
-	ASSERT_EQ(0, migdev_state(&self->a, self->sa));
-	ASSERT_EQ(0, migdev_state(&self->b, self->sb));
-	EXPECT_EQ(0, memcmp(self->sa, self->sb, MIGDEV_STATE_BYTES));
+	EXPECT_SAME_STATE();
 }
 
 /* Resuming through the mmap of the data section. */
@@ -683,9 +680,7 @@ TEST_F(mig, resume_through_the_mmap)
 		at += 8 + size;
 	}
 	ASSERT_EQ(0, mig_set_state(&self->b, V1_RUNNING));
-	ASSERT_EQ(0, migdev_state(&self->a, self->sa));
-	ASSERT_EQ(0, migdev_state(&self->b, self->sb));
-	EXPECT_EQ(0, memcmp(self->sa, self->sb, MIGDEV_STATE_BYTES));
+	EXPECT_SAME_STATE();
 	munmap(map, self->b.mmap_size);
 }
 
@@ -783,9 +778,7 @@ TEST_F(mig, reset_outside_the_error_state)
 	ASSERT_EQ(0, mig_set_state(&self->b, V1_RESUMING));
 	ASSERT_EQ(0, resume_stream(&self->b, self->stream, self->len));
 	ASSERT_EQ(0, mig_set_state(&self->b, V1_RUNNING));
-	ASSERT_EQ(0, migdev_state(&self->a, self->sa));
-	ASSERT_EQ(0, migdev_state(&self->b, self->sb));
-	EXPECT_EQ(0, memcmp(self->sa, self->sb, MIGDEV_STATE_BYTES));
+	EXPECT_SAME_STATE();
 }
 
 static int rd(struct migdev *md, uint64_t pos, size_t len)
