@@ -13,6 +13,10 @@ JOBS=${JOBS:-$(($(nproc) + 1))}
 DEPS="$BASE_PKG build-essential bc bison flex libelf-dev libssl-dev cpio
       python3 python3-docutils python3-ply python3-git ccache qemu-system-x86 qemu-utils git rsync sparse kmod procps"
 
+# Debug options the bench kernels must not have (tooling/build --bench
+# checks its .config against the list; DEBUG_KERNEL alone costs nothing).
+DEBUG_OPTIONS='PROVE_LOCKING|LOCKDEP|DEBUG_LOCK_ALLOC|DEBUG_SPINLOCK|DEBUG_MUTEXES|DEBUG_RWSEMS|DEBUG_ATOMIC_SLEEP|DEBUG_PREEMPT|DEBUG_LIST|DEBUG_KMEMLEAK|DEBUG_OBJECTS|DEBUG_VM|DEBUG_PAGEALLOC|SLUB_DEBUG_ON|FAULT_INJECTION|FAILSLAB|FAIL_PAGE_ALLOC|KASAN|UBSAN|KCSAN|KFENCE|LOCK_STAT|PROVE_RCU|KUNIT'
+
 say() { printf '>> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 

@@ -34,8 +34,8 @@
  * user zeroes the bitmap before the call, so words without a set bit are
  * never written.  Bits are set in a small window on the stack and copied
  * out when the report moves on, so a report costs about the number of u64
- * words holding set bits; whole words of long runs are copied straight from
- * a page of ones, so a dense report runs at copy_to_user() speed.  A
+ * words holding set bits; whole words of long runs are stored straight into
+ * the user's bitmap, so a dense report costs one store per u64 word.  A
  * range may be added in any order; a window revisited after it was copied
  * out is merged with what the user memory already holds.
  */
@@ -57,9 +57,8 @@
 #define WIN_WORDS	(WIN_BITS / 64)
 
 /* Source of whole dirty words for dense reports. */
-static const u64 vfio_dirty_ones[PAGE_SIZE / sizeof(u64)] = {
-	[0 ... PAGE_SIZE / sizeof(u64) - 1] = ~0ULL
-};
+/* Words of ones stored between two reschedule points of a long run. */
+#define VFIO_DIRTY_FILL_WORDS	(PAGE_SIZE / sizeof(u64))
 
 #define VFIO_DIRTY_CHUNK_SHIFT	(PAGE_SHIFT + 3)
 #define VFIO_DIRTY_CHUNK_PAGES	BIT_ULL(VFIO_DIRTY_CHUNK_SHIFT)
@@ -322,13 +321,15 @@ EXPORT_SYMBOL_GPL(vfio_dirty_empty);
 void vfio_dirty_report_init(struct vfio_dirty_report *rep, u64 __user *ubitmap,
 			    u64 iova, u64 size, unsigned int pgshift)
 {
-	*rep = (struct vfio_dirty_report) {
-		.ubitmap = ubitmap,
-		.iova = iova,
-		.nbits = (size >> pgshift) + !!(size & ((1ULL << pgshift) - 1)),
-		.pgshift = pgshift,
-		.lo = WIN_WORDS,
-	};
+	/* @win is left as it is: words enter it zeroed (see _win_use()) */
+	rep->ubitmap = ubitmap;
+	rep->iova = iova;
+	rep->nbits = (size >> pgshift) + !!(size & ((1ULL << pgshift) - 1));
+	rep->pgshift = pgshift;
+	rep->win_base = 0;
+	rep->lo = WIN_WORDS;
+	rep->hi = 0;
+	rep->flushed = 0;
 }
 EXPORT_SYMBOL_GPL(vfio_dirty_report_init);
 
@@ -359,11 +360,36 @@ static int vfio_dirty_report_flush(struct vfio_dirty_report *rep)
 	if (copy_to_user(dst + rep->lo, words + rep->lo,
 			 (rep->hi - rep->lo) * sizeof(u64)))
 		return -EFAULT;
-	memset(words + rep->lo, 0, (rep->hi - rep->lo) * sizeof(u64));
 	rep->flushed = max(rep->flushed, rep->win_base + rep->hi * 64ULL);
 	rep->lo = WIN_WORDS;
 	rep->hi = 0;
 	return 0;
+}
+
+/*
+ * Words [@a, @b] of the window are about to get bits: words outside
+ * [lo, hi) hold garbage, so zero those of [@a, @b] first.  A report never
+ * zeroes the whole window: most calls touch a word or two of it.
+ */
+static void vfio_dirty_report_win_use(struct vfio_dirty_report *rep,
+				      unsigned int a, unsigned int b)
+{
+	u64 *words = (u64 *)rep->win;
+
+	if (rep->lo >= rep->hi) {
+		memset(words + a, 0, (b - a + 1) * sizeof(u64));
+		rep->lo = a;
+		rep->hi = b + 1;
+		return;
+	}
+	if (a < rep->lo) {
+		memset(words + a, 0, (rep->lo - a) * sizeof(u64));
+		rep->lo = a;
+	}
+	if (b >= rep->hi) {
+		memset(words + rep->hi, 0, (b + 1 - rep->hi) * sizeof(u64));
+		rep->hi = b + 1;
+	}
 }
 
 /* Set @nwords whole words from @word straight in user memory. */
@@ -377,11 +403,16 @@ static int vfio_dirty_report_fill(struct vfio_dirty_report *rep, u64 word,
 	/* a window over these words is merged when it is copied out */
 	rep->flushed = max(rep->flushed, (word + nwords) * 64);
 	while (nwords) {
-		u64 n = min_t(u64, nwords, ARRAY_SIZE(vfio_dirty_ones));
+		u64 n = min_t(u64, nwords, VFIO_DIRTY_FILL_WORDS);
+		u64 __user *dst = rep->ubitmap + word;
+		u64 i;
 
-		if (copy_to_user(rep->ubitmap + word, vfio_dirty_ones,
-				 n * sizeof(u64)))
+		/* plain stores: no source to read, no string instruction */
+		if (!user_access_begin(dst, n * sizeof(u64)))
 			return -EFAULT;
+		for (i = 0; i < n; i++)
+			unsafe_put_user(~0ULL, dst + i, efault);
+		user_access_end();
 		word += n;
 		nwords -= n;
 		if (nwords) {
@@ -391,6 +422,10 @@ static int vfio_dirty_report_fill(struct vfio_dirty_report *rep, u64 word,
 		}
 	}
 	return 0;
+
+efault:
+	user_access_end();
+	return -EFAULT;
 }
 
 /**
@@ -440,9 +475,8 @@ int vfio_dirty_report_add(struct vfio_dirty_report *rep, u64 iova, u64 size)
 		/* the head of a long run: up to its first whole word */
 		if ((first % 64) && last - first + 1 >= 3 * 64)
 			n = 64 - first % 64;
+		vfio_dirty_report_win_use(rep, off / 64, (off + n - 1) / 64);
 		bitmap_set(rep->win, off, n);
-		rep->lo = min(rep->lo, off / 64);
-		rep->hi = max(rep->hi, (off + n - 1) / 64 + 1);
 		first += n;
 	}
 	return 0;

@@ -34,10 +34,11 @@ struct vfio_dirty {
  * @iova: IOVA of the page that bit 0 stands for
  * @nbits: number of pages (bits) the report covers
  * @pgshift: log2 of the bitmap's page size
- * @win: a window of output bits, in user (u64 word) layout
+ * @win: a window of output bits, in user (u64 word) layout; only the words
+ *	 [@lo, @hi) are defined, the others are zeroed as bits enter them
  * @win_base: output bit held by bit 0 of @win, a multiple of the window size
- * @lo: first u64 word of @win holding a set bit
- * @hi: one past the last u64 word of @win holding a set bit
+ * @lo: first u64 word of @win in use (WIN_WORDS when none is)
+ * @hi: one past the last u64 word of @win in use (0 when none is)
  * @flushed: one past the highest output bit written to user memory so far
  *
  * Output bits are gathered in a small window and copied out when the

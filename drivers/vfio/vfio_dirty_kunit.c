@@ -136,10 +136,15 @@ static void ubitmap_expect(struct kunit *test, struct ubitmap *ub)
 			    d.wrong, d.word, d.got, d.want);
 }
 
+/*
+ * A report lives on its caller's stack: start each on garbage, as the
+ * report window is not zeroed as a whole but word by word as it is used.
+ */
 static void report_start(struct kunit *test, struct vfio_dirty_report *rep,
 			 struct ubitmap *ub, u64 iova, u64 size,
 			 unsigned int pgshift)
 {
+	memset(rep, 0xa5, sizeof(*rep));
 	vfio_dirty_report_init(rep, ub->user, iova, size, pgshift);
 }
 
@@ -426,6 +431,7 @@ static void trk_expect_range(struct kunit *test, struct trk *t, u64 page,
 	u64 i;
 
 	ubitmap_fill(test, &t->ub, 0);
+	memset(&rep, 0xa5, sizeof(rep));	/* as report_start() */
 	vfio_dirty_report_init(&rep, t->ub.user, TRK_IOVA + (page << PAGE_SHIFT),
 			       npages << PAGE_SHIFT, PAGE_SHIFT);
 	KUNIT_EXPECT_EQ(test, vfio_dirty_report_map(&rep, &t->d, TRK_IOVA,

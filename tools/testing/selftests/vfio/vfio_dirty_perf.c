@@ -6,56 +6,32 @@
  *
  * Cases run on an mdev container (nothing dirty, no pinning at MAP time)
  * and on the edu device's container (every IOMMU-mapped page dirty).  A
- * case whose device is missing is skipped with the reason.  The numbers
- * mean most when the same binary runs on two kernels side by side.
+ * case whose device or feature is missing is skipped with the reason.  The
+ * numbers mean most when the same binary runs on two kernels side by side
+ * (tooling/bench); "ref:" cases are references measured in the same boot,
+ * against which the others can be normalised.
  *
- * usage: vfio_dirty_perf [-r RUNS] [-m MAPPINGS]
+ * usage: vfio_dirty_perf [-r RUNS] [-m MAPPINGS] [-p PASSES] [-o GROUPS]
+ *   -r  runs of each short case (median of them)
+ *   -m  number of 4 KiB mappings of the many-mapping cases
+ *   -p  passes of "one GET per mapping over all mappings" (slow on 6.12)
+ *   -o  only these groups of cases (for profiling one of them), any of
+ *       "fixed", "sparse", "many", "dense" (default: all)
  */
-#include <time.h>
-#include "vfio_util.h"
-
-#define SZ_1G		0x40000000ULL
-#define SZ_1T		(1024 * SZ_1G)
-#define MAX_RUNS	101
+#include "vfio_perf.h"
 
 static int runs = 11;
-static int nmaps = 20000;
+static int nmaps = 60000;
+static int passes = 1;
+static const char *only;
 
-static double now_us(void)
+static bool want(const char *group)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
+	return !only || strstr(only, group);
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static void report(const char *name, double *t, int n, double scale,
-		   const char *unit)
-{
-	qsort(t, n, sizeof(*t), cmp_double);
-	printf("%s: median %.3f %s (min %.3f, max %.3f, %d runs)\n", name,
-	       t[n / 2] / scale, unit, t[0] / scale, t[n - 1] / scale, n);
-	fflush(stdout);
-}
-
-static void *anon(uint64_t size, int prot)
-{
-	void *p = mmap(NULL, size, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-		       -1, 0);
-
-	if (p == MAP_FAILED) {
-		perror("mmap");
-		exit(1);
-	}
-	return p;
-}
+/* short calls are timed in batches of this many */
+#define BATCH		1000
 
 static int open_mdev(int *container, int *group)
 {
@@ -78,10 +54,11 @@ static void close_container(int container, int group)
 	close(container);
 }
 
-static void get_once(int container, uint64_t iova, uint64_t size,
-		     uint64_t *bitmap, uint64_t bytes)
+static void get_pg(int container, uint64_t iova, uint64_t size,
+		   uint64_t pgsize, uint64_t *bitmap)
 {
-	int ret = vfio_get_bitmap(container, iova, size, 4096, bitmap, bytes);
+	int ret = vfio_get_bitmap(container, iova, size, pgsize, bitmap,
+				  bitmap_bytes(size, pgsize));
 
 	if (ret) {
 		printf("GET_BITMAP: %s\n", strerror(-ret));
@@ -89,72 +66,183 @@ static void get_once(int container, uint64_t iova, uint64_t size,
 	}
 }
 
-static void mdev_cases(void)
+static void get_once(int container, uint64_t iova, uint64_t size,
+		     uint64_t *bitmap)
 {
-	uint64_t iova = 1ULL << 42, nbits = SZ_1T / 4096, *bitmap, i;
-	int container, group, r;
+	get_pg(container, iova, size, 4096, bitmap);
+}
+
+/* Does the kernel take bitmaps at 2 MiB pages?  6.12 supports 4 KiB only. */
+static bool big_pages(int container)
+{
+	uint64_t word = 0;
+	int ret = vfio_get_bitmap(container, 0, 64 * (2ULL << 20), 2ULL << 20,
+				  &word, sizeof(word));
+
+	if (ret)
+		printf("# SKIP 2 MiB bitmap page cases: GET_BITMAP: %s\n",
+		       strerror(-ret));
+	return !ret;
+}
+
+/* Fixed costs: calls that find nothing, against a trivial ioctl. */
+static void fixed_cost_cases(int container, uint64_t *bitmap)
+{
+	double t[MAX_RUNS];
+	int r, i;
+
+	for (r = 0; r < runs; r++) {
+		t[r] = now_us();
+		for (i = 0; i < BATCH; i++)
+			ioctl(container, VFIO_CHECK_EXTENSION, VFIO_TYPE1v2_IOMMU);
+		t[r] = now_us() - t[r];
+	}
+	report("ref: CHECK_EXTENSION, per call", t, runs, BATCH, "us");
+	for (r = 0; r < runs; r++) {
+		t[r] = now_us();
+		for (i = 0; i < BATCH; i++)
+			get_once(container, 0, 1ULL << 30, bitmap);
+		t[r] = now_us() - t[r];
+	}
+	report("get, no mappings, 1 GiB range, per call", t, runs, BATCH, "us");
+}
+
+/* One sparse 1 TiB mapping: nothing is dirty, nothing pinned. */
+static void sparse_cases(int container, uint64_t *bitmap, bool big)
+{
+	uint64_t iova = 1ULL << 42;
 	double t[MAX_RUNS];
 	void *va;
-
-	if (open_mdev(&container, &group))
-		return;
-	vfio_dirty(container, VFIO_IOMMU_DIRTY_PAGES_FLAG_START);
-	bitmap = anon(nbits / 8, PROT_READ | PROT_WRITE);
-	memset(bitmap, 0, nbits / 8);
-
-	for (r = 0; r < runs; r++) {
-		t[r] = now_us();
-		get_once(container, 0, 1ULL << 30, bitmap, 1ULL << 15);
-		t[r] = now_us() - t[r];
-	}
-	report("get, no mappings, 1 GiB range", t, runs, 1, "us");
+	int r;
 
 	va = anon(SZ_1T, PROT_NONE);
-	if (vfio_map(container, iova, va, SZ_1T)) {
-		printf("MAP 1 TiB failed\n");
-		exit(1);
-	}
-	for (r = 0; r < runs; r++) {
-		vfio_dirty(container, VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP);
-		t[r] = now_us();
-		vfio_dirty(container, VFIO_IOMMU_DIRTY_PAGES_FLAG_START);
-		t[r] = now_us() - t[r];
-	}
-	report("start, one 1 TiB mapping", t, runs, 1e3, "ms");
+	must(vfio_map(container, iova, va, SZ_1T), "MAP 1 TiB");
 	for (r = 0; r < runs; r++) {
 		t[r] = now_us();
-		get_once(container, iova, SZ_1T, bitmap, nbits / 8);
+		must(vfio_dirty(container, VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP), "STOP");
+		must(vfio_dirty(container, VFIO_IOMMU_DIRTY_PAGES_FLAG_START), "START");
 		t[r] = now_us() - t[r];
 	}
-	report("get, 1 TiB mapping, nothing dirty", t, runs, 1e3, "ms");
-	vfio_unmap(container, iova, SZ_1T);
-	munmap(va, SZ_1T);
+	report("start+stop, one 1 TiB mapping", t, runs, 1, "us");
+	for (r = 0; r < runs; r++) {
+		long before;
 
-	/* many small mappings: one GET per mapping, then one GET over all */
-	va = anon((uint64_t)nmaps * 4096, PROT_READ | PROT_WRITE);
-	for (i = 0; i < (uint64_t)nmaps; i++) {
-		if (vfio_map(container, (i + 1) * 4096, (char *)va + i * 4096, 4096)) {
-			printf("MAP %llu failed\n", (unsigned long long)i);
-			exit(1);
-		}
+		must(vfio_dirty(container, VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP), "STOP");
+		before = kernel_mem_kib();
+		must(vfio_dirty(container, VFIO_IOMMU_DIRTY_PAGES_FLAG_START), "START");
+		t[r] = kernel_mem_kib() - before;
 	}
-	for (r = 0; r < 3; r++) {
+	report("memory held by START, one 1 TiB mapping", t, runs, 1, "KiB");
+	for (r = 0; r < runs; r++) {
+		t[r] = now_us();
+		get_once(container, iova, SZ_1T, bitmap);
+		t[r] = now_us() - t[r];
+	}
+	report("get, 1 TiB mapping, nothing dirty", t, runs, 1, "us");
+	for (r = 0; big && r < runs; r++) {
+		t[r] = now_us();
+		get_pg(container, iova, SZ_1T, 2ULL << 20, bitmap);
+		t[r] = now_us() - t[r];
+	}
+	if (big)
+		report("get, 1 TiB mapping, nothing dirty, 2 MiB pages", t, runs, 1, "us");
+	must(vfio_unmap(container, iova, SZ_1T), "UNMAP 1 TiB");
+	munmap(va, SZ_1T);
+}
+
+/*
+ * Many small mappings, as QEMU holds behind a vIOMMU: a GET per mapping, a
+ * GET over all of them, and unmapping one 4 KiB mapping among them with and
+ * without a bitmap.
+ */
+static void many_cases(int container, uint64_t *bitmap)
+{
+	uint64_t spare = ((uint64_t)nmaps + 2) * 4096, i;
+	double t[MAX_RUNS];
+	char *va;
+	int r;
+
+	va = anon(((uint64_t)nmaps + 1) * 4096, PROT_READ | PROT_WRITE);
+	for (i = 0; i < (uint64_t)nmaps; i++)
+		must(vfio_map(container, (i + 1) * 4096, va + i * 4096, 4096), "MAP");
+	printf("# %d mappings of 4 KiB\n", nmaps);
+	for (r = 0; r < passes; r++) {
 		t[r] = now_us();
 		for (i = 0; i < (uint64_t)nmaps; i++)
-			get_once(container, (i + 1) * 4096, 4096, bitmap, 8);
+			get_once(container, (i + 1) * 4096, 4096, bitmap);
 		t[r] = now_us() - t[r];
 	}
-	printf("# %d mappings of 4 KiB\n", nmaps);
-	report("get per mapping, all mappings, total", t, 3, 1e6, "s");
+	report("get per mapping, all mappings, total", t, passes, 1e3, "ms");
 	for (r = 0; r < runs; r++) {
 		t[r] = now_us();
-		get_once(container, 4096, (uint64_t)nmaps * 4096, bitmap,
-			 ((uint64_t)nmaps + 63) / 64 * 8);
+		get_once(container, 4096, (uint64_t)nmaps * 4096, bitmap);
 		t[r] = now_us() - t[r];
 	}
 	report("get, one call over all mappings", t, runs, 1e3, "ms");
+
+	/* the spare page past the others, mapped and unmapped again */
+	for (r = 0; r < MAX_RUNS; r++) {
+		must(vfio_map(container, spare, va + (uint64_t)nmaps * 4096, 4096), "MAP");
+		t[r] = now_us();
+		must(vfio_unmap(container, spare, 4096), "UNMAP");
+		t[r] = now_us() - t[r];
+	}
+	report("ref: unmap, 4 KiB mapping", t, MAX_RUNS, 1, "us");
+	for (r = 0; r < MAX_RUNS; r++) {
+		must(vfio_map(container, spare, va + (uint64_t)nmaps * 4096, 4096), "MAP");
+		t[r] = now_us();
+		must(vfio_unmap_bitmap(container, spare, 4096, 4096, bitmap, 8, NULL),
+		     "UNMAP with bitmap");
+		t[r] = now_us() - t[r];
+	}
+	report("unmap with bitmap, 4 KiB mapping", t, MAX_RUNS, 1, "us");
+	for (i = 0; i < (uint64_t)nmaps; i++)
+		must(vfio_unmap(container, (i + 1) * 4096, 4096), "UNMAP");
+	munmap(va, ((uint64_t)nmaps + 1) * 4096);
+}
+
+static void mdev_cases(void)
+{
+	uint64_t nbits = SZ_1T / 4096, *bitmap;
+	int container, group;
+	bool big;
+
+	if (open_mdev(&container, &group))
+		return;
+	must(vfio_dirty(container, VFIO_IOMMU_DIRTY_PAGES_FLAG_START), "START");
+	bitmap = anon(nbits / 8, PROT_READ | PROT_WRITE);
+	memset(bitmap, 0, nbits / 8);
+	big = big_pages(container);
+	if (want("fixed"))
+		fixed_cost_cases(container, bitmap);
+	if (want("sparse"))
+		sparse_cases(container, bitmap, big);
+	if (want("many"))
+		many_cases(container, bitmap);
 	munmap(bitmap, nbits / 8);
 	close_container(container, group);
+}
+
+static void dense_get(int container, uint64_t iova, uint64_t size,
+		      uint64_t pgsize, uint64_t *bitmap, const char *name)
+{
+	uint64_t bytes = bitmap_bytes(size, pgsize);
+	double t[MAX_RUNS];
+	int r;
+
+	for (r = 0; r < runs; r++) {
+		memset(bitmap, 0, bytes);
+		t[r] = now_us();
+		get_pg(container, iova, size, pgsize, bitmap);
+		t[r] = now_us() - t[r];
+		if (bitmap_weight(bitmap, size / pgsize) != size / pgsize) {
+			printf("%s: %llu of %llu bits set\n", name,
+			       (unsigned long long)bitmap_weight(bitmap, size / pgsize),
+			       (unsigned long long)(size / pgsize));
+			exit(1);
+		}
+	}
+	report(name, t, runs, 1, "us");
 }
 
 static void edu_cases(void)
@@ -166,41 +254,35 @@ static void edu_cases(void)
 	uint64_t *bitmap;
 	char *va;
 
+	if (!want("dense"))
+		return;
 	if (id < 0 || vfio_open_container(id, VFIO_TYPE1v2_IOMMU, &container, &group)) {
 		printf("# SKIP edu cases: no edu device on vfio-pci\n");
 		return;
 	}
 	va = anon(size, PROT_READ | PROT_WRITE);
-	if (vfio_map(container, iova, va, size)) {
-		printf("MAP 256 MiB failed\n");
-		exit(1);
-	}
-	vfio_dirty(container, VFIO_IOMMU_DIRTY_PAGES_FLAG_START);
+	must(vfio_map(container, iova, va, size), "MAP 256 MiB");
+	must(vfio_dirty(container, VFIO_IOMMU_DIRTY_PAGES_FLAG_START), "START");
 	bitmap = anon(nbits / 8, PROT_READ | PROT_WRITE);
-	for (r = 0; r < runs; r++) {
-		memset(bitmap, 0, nbits / 8);
-		t[r] = now_us();
-		get_once(container, iova, size, bitmap, nbits / 8);
-		t[r] = now_us() - t[r];
-	}
-	report("get, 256 MiB all dirty", t, runs, 1, "us");
+	dense_get(container, iova, size, 4096, bitmap, "get, 256 MiB all dirty");
 	for (r = 0; r < runs; r++) {
 		t[r] = now_us();
 		memset(bitmap, 0xff, nbits / 8);
 		t[r] = now_us() - t[r];
 	}
-	report("memset of the same bitmap (user space)", t, runs, 1, "us");
+	report("ref: memset of the same bitmap (user space)", t, runs, 1, "us");
+	if (big_pages(container))
+		dense_get(container, iova, size, 2ULL << 20, bitmap,
+			  "get, 256 MiB all dirty, 2 MiB pages");
 
 	for (r = 0; r < runs; r++) {
-		if (vfio_map(container, 1ULL << 36, va, 64 * 4096))
-			exit(1);
+		must(vfio_map(container, 1ULL << 36, va, 64 * 4096), "MAP");
 		t[r] = now_us();
-		if (vfio_unmap_bitmap(container, 1ULL << 36, 64 * 4096, 4096,
-				      bitmap, 8, NULL))
-			exit(1);
+		must(vfio_unmap_bitmap(container, 1ULL << 36, 64 * 4096, 4096,
+				       bitmap, 8, NULL), "UNMAP with bitmap");
 		t[r] = now_us() - t[r];
 	}
-	report("unmap with bitmap, 64 pages", t, runs, 1, "us");
+	report("unmap with bitmap, 64 pages, IOMMU-backed", t, runs, 1, "us");
 	close_container(container, group);
 }
 
@@ -208,14 +290,20 @@ int main(int argc, char **argv)
 {
 	int opt;
 
-	while ((opt = getopt(argc, argv, "r:m:")) != -1) {
+	while ((opt = getopt(argc, argv, "r:m:p:o:")) != -1) {
 		if (opt == 'r')
 			runs = atoi(optarg) > MAX_RUNS ? MAX_RUNS : atoi(optarg);
 		else if (opt == 'm')
 			nmaps = atoi(optarg);
+		else if (opt == 'p')
+			passes = atoi(optarg);
+		else if (opt == 'o')
+			only = optarg;
 	}
 	if (runs < 3)
 		runs = 3;
+	if (passes < 1 || passes > MAX_RUNS)
+		passes = 1;
 	mdev_cases();
 	edu_cases();
 	return 0;

@@ -1,0 +1,115 @@
+#!/usr/bin/env python3
+"""Table of tooling/bench: medians over boots of each kernel, the spread of
+the boot medians, the ratio 6.12/series and the goals of the series.
+
+usage: bench.py RUNDIR BOOTS   (reads RUNDIR/{upstream,series}.N/output.log)
+"""
+import re
+import statistics
+import sys
+
+LINE = re.compile(r"(.+): median ([0-9.-]+) (\S+) \(min ([0-9.-]+), max ([0-9.-]+), (\d+) runs\)")
+
+GET0 = "get, no mappings, 1 GiB range, per call"
+CHK = "ref: CHECK_EXTENSION, per call"
+UNMAPB = "unmap with bitmap, 4 KiB mapping"
+UNMAP = "ref: unmap, 4 KiB mapping"
+DENSE = "get, 256 MiB all dirty"
+MEMSET = "ref: memset of the same bitmap (user space)"
+PIN_OFF = "pin+unpin 4 KiB, tracking off, per page"
+PIN_ON = "pin+unpin 4 KiB, tracking on, per page"
+
+# case -> minimum speed-up of the series over 6.12
+SPEEDUP = {
+    "get, 1 TiB mapping, nothing dirty": 1000,
+    "start+stop, one 1 TiB mapping": 1000,
+    "get per mapping, all mappings, total": 100,
+    "get, one call over all mappings": 10,
+    DENSE: 1.3,
+}
+
+
+def load(path):
+    d = {}
+    for line in open(path, errors="replace"):
+        m = LINE.match(line.strip())
+        if m:
+            d[m.group(1)] = (float(m.group(2)), m.group(3))
+    return d
+
+
+def main():
+    run, boots = sys.argv[1], int(sys.argv[2])
+    per = {k: [load(f"{run}/{k}.{b}/output.log") for b in range(1, boots + 1)]
+           for k in ("upstream", "series")}
+
+    def vals(k, case):
+        return [b[case][0] for b in per[k] if case in b]
+
+    def norm(k, case, ref):
+        return [b[case][0] / b[ref][0] for b in per[k]
+                if case in b and ref in b and b[ref][0]]
+
+    def med(v):
+        return statistics.median(v) if v else None
+
+    def fmt(v, unit=""):
+        if not v:
+            return "-"
+        m = med(v)
+        spread = (max(v) - min(v)) / m * 100 if m else 0
+        return f"{m:.4g} {unit} ±{spread / 2:.0f}%"
+
+    cases = []
+    for b in per["upstream"] + per["series"]:
+        for c in b:
+            if c not in cases:
+                cases.append(c)
+    units = {}
+    for b in per["upstream"] + per["series"]:
+        for c, (_, u) in b.items():
+            units[c] = u
+    results = []
+    print(f"{'case (medians over ' + str(boots) + ' boots, ±half the spread)':58} "
+          f"{'6.12':>18} {'series':>18} {'6.12/series':>12}")
+    for c in cases:
+        up, ours = vals("upstream", c), vals("series", c)
+        ratio = f"{med(up) / med(ours):.3g}x" if up and ours and med(ours) else "-"
+        print(f"{c:58} {fmt(up, units[c]):>18} {fmt(ours, units[c]):>18} {ratio:>12}")
+
+    def goal(name, value, limit, better_low, unit="x"):
+        if value is None:
+            results.append((name, "-", f"{limit}", "n/a"))
+            return
+        ok = value <= limit if better_low else value >= limit
+        results.append((name, f"{value:.3g}{unit}",
+                        f"{'<=' if better_low else '>='} {limit}{unit}",
+                        "PASS" if ok else "FAIL"))
+
+    def ratio_of(a, b):
+        return a / b if a is not None and b else None
+
+    up_n, our_n = med(norm("upstream", GET0, CHK)), med(norm("series", GET0, CHK))
+    goal("GET, no mappings (per call / CHECK_EXTENSION), series vs 6.12",
+         ratio_of(our_n, up_n), 1.1, True)
+    goal("UNMAP with bitmap 4 KiB (per call / plain unmap), series vs 6.12",
+         ratio_of(med(norm("series", UNMAPB, UNMAP)),
+                  med(norm("upstream", UNMAPB, UNMAP))), 1.1, True)
+    goal("UNMAP with bitmap 4 KiB, series vs 6.12 (raw)",
+         ratio_of(med(vals("series", UNMAPB)), med(vals("upstream", UNMAPB))), 1.1, True)
+    goal("UNMAP with bitmap 4 KiB / plain unmap, series",
+         med(norm("series", UNMAPB, UNMAP)), 1.3, True)
+    goal("GET 256 MiB all dirty / memset of its bitmap, series",
+         med(norm("series", DENSE, MEMSET)), 1.2, True)
+    for c, want in SPEEDUP.items():
+        goal(f"speed-up: {c}", ratio_of(med(vals("upstream", c)), med(vals("series", c))),
+             want, False)
+    goal("pin+unpin with tracking on / off, series",
+         ratio_of(med(vals("series", PIN_ON)), med(vals("series", PIN_OFF))), 1.05, True)
+    print()
+    print(f"{'goal':70} {'measured':>10} {'goal':>10}  result")
+    for name, m, g, r in results:
+        print(f"{name:70} {m:>10} {g:>10}  {r}")
+
+
+main()

@@ -1,0 +1,119 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * Costs of dirty tracking seen by a vendor driver, measured through the
+ * migdev sample (samples/vfio-mdev/migdev.c) and its debugfs files:
+ *
+ *  - pinning and unpinning 4 KiB pages with tracking off and on;
+ *  - the kernel memory tracking holds after the device wrote 1, 1,000 and
+ *    (with -n) more pages scattered over a 1 TiB mapping: it grows with
+ *    what is dirty, not with the size of the mapping.
+ *
+ * Output lines as vfio_dirty_perf's (see vfio_perf.h).  Needs a "migdev-1"
+ * mdev; without one it says so and exits 4 (kselftest's skip).
+ *
+ * usage: vfio_migdev_perf [-r RUNS] [-n PAGES]
+ */
+#include "vfio_perf.h"
+#include "migdev.h"
+
+static int runs = 11;
+static long most_pages = 1000000;
+
+/*
+ * A vendor driver pinning and unpinning pages: migdev keeps 1024 pages
+ * pinned and releases them, one vfio_pin_pages() and one vfio_unpin_pages()
+ * per page.  Runs with tracking on and off alternate, so that drift in the
+ * boot hits both alike.
+ */
+static void pin_cases(struct migdev *md)
+{
+	uint64_t iova = 1ULL << 32, size = 4ULL << 20;
+	double t[2][MAX_RUNS];
+	void *va;
+	int r, on;
+
+	va = anon(size, PROT_READ | PROT_WRITE);
+	memset(va, 1, size);
+	must(vfio_map(md->container, iova, va, size), "MAP");
+	for (r = 0; r < runs; r++) {
+		for (on = 1; on >= 0; on--) {
+			must(vfio_dirty(md->container, on ?
+					VFIO_IOMMU_DIRTY_PAGES_FLAG_START :
+					VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP), "START/STOP");
+			t[on][r] = now_us();
+			must(migdev_ctl(md, "dma", "keep 0x%llx 0x%llx",
+					(unsigned long long)iova,
+					(unsigned long long)size), "keep");
+			must(migdev_ctl(md, "dma", "release"), "release");
+			t[on][r] = now_us() - t[on][r];
+		}
+	}
+	report("pin+unpin 4 KiB, tracking off, per page", t[0], runs, size / 4096, "us");
+	report("pin+unpin 4 KiB, tracking on, per page", t[1], runs, size / 4096, "us");
+	must(vfio_unmap(md->container, iova, size), "UNMAP");
+	munmap(va, size);
+}
+
+/*
+ * Tracking memory after the device wrote @npages pages spread evenly over
+ * a 1 TiB mapping.  The process memory behind the written pages (and its
+ * page tables) is given back every 512 pages, so that only what tracking
+ * holds stays.
+ */
+static void memory_case(struct migdev *md, long npages)
+{
+	uint64_t iova = 1ULL << 44, stride = SZ_1T / npages & ~4095ULL, i, batch;
+	long before;
+	double kib;
+	char name[96];
+	char *va;
+
+	va = anon(SZ_1T, PROT_READ | PROT_WRITE);
+	must(vfio_map(md->container, iova, va, SZ_1T), "MAP 1 TiB");
+	must(vfio_dirty(md->container, VFIO_IOMMU_DIRTY_PAGES_FLAG_START), "START");
+	before = kernel_mem_kib();
+	for (i = 0; i < (uint64_t)npages; i += batch) {
+		batch = (uint64_t)npages - i < 512 ? (uint64_t)npages - i : 512;
+		for (uint64_t k = i; k < i + batch; k++)
+			must(migdev_ctl(md, "dma", "rw 0x%llx 8 %llu",
+					(unsigned long long)(iova + k * stride),
+					(unsigned long long)k), "rw");
+		/* give the written pages and their page tables back */
+		if (mmap(va + i * stride, batch * stride, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED,
+			 -1, 0) == MAP_FAILED)
+			must(-1, "mmap");
+	}
+	kib = kernel_mem_kib() - before;
+	snprintf(name, sizeof(name),
+		 "tracking memory, %ld scattered pages dirty in 1 TiB", npages);
+	report(name, &kib, 1, 1, "KiB");
+	must(vfio_dirty(md->container, VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP), "STOP");
+	must(vfio_unmap(md->container, iova, SZ_1T), "UNMAP 1 TiB");
+	munmap(va, SZ_1T);
+}
+
+int main(int argc, char **argv)
+{
+	struct migdev md;
+	long n;
+	int opt;
+
+	while ((opt = getopt(argc, argv, "r:n:")) != -1) {
+		if (opt == 'r')
+			runs = atoi(optarg) > MAX_RUNS ? MAX_RUNS : atoi(optarg);
+		else if (opt == 'n')
+			most_pages = atol(optarg);
+	}
+	if (runs < 3)
+		runs = 3;
+	if (migdev_open(&md, 0)) {
+		printf("# SKIP: no usable %s mdev\n", MIGDEV_TYPE);
+		return 4;
+	}
+	pin_cases(&md);
+	for (n = 1; n <= most_pages; n *= 1000)
+		memory_case(&md, n);
+	migdev_close(&md);
+	return 0;
+}
