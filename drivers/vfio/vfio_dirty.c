@@ -139,6 +139,8 @@ static void vfio_dirty_free_chunks(struct vfio_dirty *d)
 	unsigned long c;
 	void *entry;
 
+	if (xa_empty(&d->chunks))	/* most mappings: no lock to take */
+		return;
 	xa_for_each(&d->chunks, c, entry)
 		vfio_dirty_free_entry(entry);
 	xa_destroy(&d->chunks);
@@ -204,6 +206,41 @@ static void vfio_dirty_mark_pages(struct vfio_dirty *d, u64 first, u64 last)
 		bitmap_set(bits, sp.lo, sp.hi - sp.lo + 1);
 	}
 }
+
+/**
+ * vfio_dirty_mark_present() - mark a range dirty if that needs no memory
+ * @d: the dirty state
+ * @offset: first byte of the range, from the start of the mapping
+ * @len: bytes in the range, not zero; the range lies inside the mapping
+ *
+ * The fast path of a mark that repeats, such as a driver unpinning pages
+ * it pinned before: when the range lies in one chunk that already has its
+ * bitmap (or is wholly dirty), sets its bits.  Allocates nothing.
+ *
+ * Return: true if the range is marked, false if vfio_dirty_mark() must do
+ * it (nothing was changed then).
+ */
+bool vfio_dirty_mark_present(struct vfio_dirty *d, u64 offset, u64 len)
+{
+	u64 first = offset >> PAGE_SHIFT, last = (offset + len - 1) >> PAGE_SHIFT;
+	unsigned long c = first >> VFIO_DIRTY_CHUNK_SHIFT;
+	unsigned long *bits;
+
+	if (d->all)
+		return true;
+	if (c != last >> VFIO_DIRTY_CHUNK_SHIFT)
+		return false;
+	bits = xa_load(&d->chunks, c);
+	if (!bits)
+		return false;
+	if (bits != VFIO_DIRTY_FULL) {
+		struct vfio_dirty_span sp = vfio_dirty_span(d, c, first, last);
+
+		bitmap_set(bits, sp.lo, sp.hi - sp.lo + 1);
+	}
+	return true;
+}
+EXPORT_SYMBOL_GPL(vfio_dirty_mark_present);
 
 /**
  * vfio_dirty_mark() - mark a byte range of a mapping dirty

@@ -61,6 +61,7 @@ struct vfio_dirty_report {
 void vfio_dirty_init(struct vfio_dirty *d, u64 size);
 void vfio_dirty_destroy(struct vfio_dirty *d);
 void vfio_dirty_mark(struct vfio_dirty *d, u64 offset, u64 len);
+bool vfio_dirty_mark_present(struct vfio_dirty *d, u64 offset, u64 len);
 void vfio_dirty_mark_all(struct vfio_dirty *d);
 void vfio_dirty_clear(struct vfio_dirty *d, u64 offset, u64 len);
 bool vfio_dirty_empty(struct vfio_dirty *d);
