@@ -531,35 +531,34 @@ static void tracker_split_marks(struct kunit *test)
  * The fast path marks only where a chunk has its bitmap already (or is
  * wholly dirty), never across chunks, and changes nothing when it refuses.
  */
+static bool mark_present(struct trk *t, u64 page, u64 npages)
+{
+	return vfio_dirty_mark_present(&t->d, page << PAGE_SHIFT,
+				       npages << PAGE_SHIFT);
+}
+
 static void tracker_mark_present(struct kunit *test)
 {
 	struct trk t;
 
 	trk_init(test, &t);
-	KUNIT_EXPECT_FALSE(test, vfio_dirty_mark_present(&t.d, 5ULL << PAGE_SHIFT, 1));
+	KUNIT_EXPECT_FALSE(test, mark_present(&t, 5, 1));
 	trk_expect(test, &t);
 	trk_mark(&t, 5, 1);
-	KUNIT_EXPECT_TRUE(test, vfio_dirty_mark_present(&t.d, 9ULL << PAGE_SHIFT,
-							 2ULL << PAGE_SHIFT));
+	KUNIT_EXPECT_TRUE(test, mark_present(&t, 9, 2));
 	bitmap_set(t.ub.want, 9, 2);
-	KUNIT_EXPECT_TRUE(test, vfio_dirty_mark_present(&t.d,
-							 (CHUNK - 1ULL) << PAGE_SHIFT, 1));
+	KUNIT_EXPECT_TRUE(test, mark_present(&t, CHUNK - 1, 1));
 	__set_bit(CHUNK - 1, t.ub.want);
 	/* across a chunk boundary, into a chunk without bitmap: refused */
-	KUNIT_EXPECT_FALSE(test, vfio_dirty_mark_present(&t.d,
-							  (CHUNK - 1ULL) << PAGE_SHIFT,
-							  2ULL << PAGE_SHIFT));
-	KUNIT_EXPECT_FALSE(test, vfio_dirty_mark_present(&t.d,
-							  (3ULL * CHUNK) << PAGE_SHIFT, 1));
+	KUNIT_EXPECT_FALSE(test, mark_present(&t, CHUNK - 1, 2));
+	KUNIT_EXPECT_FALSE(test, mark_present(&t, 3 * CHUNK, 1));
 	trk_expect(test, &t);
 	/* a wholly dirty chunk, then a wholly dirty mapping */
 	trk_mark(&t, 2 * CHUNK, CHUNK);
-	KUNIT_EXPECT_TRUE(test, vfio_dirty_mark_present(&t.d,
-							 (2ULL * CHUNK + 7) << PAGE_SHIFT, 1));
+	KUNIT_EXPECT_TRUE(test, mark_present(&t, 2 * CHUNK + 7, 1));
 	trk_expect(test, &t);
 	vfio_dirty_mark_all(&t.d);
-	KUNIT_EXPECT_TRUE(test, vfio_dirty_mark_present(&t.d,
-							 (3ULL * CHUNK) << PAGE_SHIFT, 1));
+	KUNIT_EXPECT_TRUE(test, mark_present(&t, 3 * CHUNK, 1));
 	bitmap_set(t.ub.want, 0, TRK_PAGES);
 	trk_expect(test, &t);
 	trk_destroy(&t);

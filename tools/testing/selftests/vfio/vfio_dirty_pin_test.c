@@ -201,6 +201,17 @@ TEST_F(pin, unmap_pinned_with_bitmap)
 				      (unsigned long long)IOVA));
 }
 
+/* GET_BITMAP of @n 4 KiB pages from @base into one word. */
+static uint64_t many_get(struct __test_metadata *_metadata, int container,
+			 uint64_t base, uint64_t n)
+{
+	uint64_t bm = 0;
+
+	EXPECT_EQ(0, vfio_get_bitmap(container, base, n * PAGE_4K, PAGE_4K,
+				     &bm, sizeof(bm)));
+	return bm;
+}
+
 /*
  * Among many small mappings (as QEMU holds behind a vIOMMU), a report
  * finds exactly the ones written or pinned, also after they were found
@@ -210,6 +221,7 @@ TEST_F(pin, many_mappings_report_what_changed)
 {
 	const uint64_t base = 1ULL << 32, n = 64;
 	uint64_t bm, unmapped = 0, i;
+	int c = self->md.container;
 	uint8_t *va;
 
 	va = mmap(NULL, n * PAGE_4K, PROT_READ | PROT_WRITE,
@@ -219,25 +231,23 @@ TEST_F(pin, many_mappings_report_what_changed)
 	for (i = 0; i < n; i++)
 		ASSERT_EQ(0, vfio_map(self->md.container, base + i * PAGE_4K,
 				      va + i * PAGE_4K, PAGE_4K));
-#define GET_MANY() ({								bm = 0;									ASSERT_EQ(0, vfio_get_bitmap(self->md.container, base,						     n * PAGE_4K, PAGE_4K, &bm, 8));		bm; })
-
-	EXPECT_EQ(0, GET_MANY());
+	EXPECT_EQ(0, many_get(_metadata, c, base, n));
 	ASSERT_EQ(0, migdev_ctl(&self->md, "dma", "rw 0x%llx 8 1",
 				(unsigned long long)(base + 10 * PAGE_4K)));
 	ASSERT_EQ(0, migdev_ctl(&self->md, "dma", "keep 0x%llx 1 0",
 				(unsigned long long)(base + 40 * PAGE_4K)));
-	EXPECT_EQ(1ULL << 10 | 1ULL << 40, GET_MANY());
-	EXPECT_EQ(1ULL << 40, GET_MANY());
+	EXPECT_EQ(1ULL << 10 | 1ULL << 40, many_get(_metadata, c, base, n));
+	EXPECT_EQ(1ULL << 40, many_get(_metadata, c, base, n));
 	ASSERT_EQ(0, migdev_ctl(&self->md, "dma", "release 0 0 0"));
-	EXPECT_EQ(1ULL << 40, GET_MANY());
-	EXPECT_EQ(0, GET_MANY());
+	EXPECT_EQ(1ULL << 40, many_get(_metadata, c, base, n));
+	EXPECT_EQ(0, many_get(_metadata, c, base, n));
 
 	/* found clean before: written again, reported again */
 	ASSERT_EQ(0, migdev_ctl(&self->md, "dma", "rw 0x%llx 8 2",
 				(unsigned long long)(base + 10 * PAGE_4K)));
 	ASSERT_EQ(0, migdev_ctl(&self->md, "dma", "pin 0x%llx 8 3",
 				(unsigned long long)(base + 63 * PAGE_4K)));
-	EXPECT_EQ(1ULL << 10 | 1ULL << 63, GET_MANY());
+	EXPECT_EQ(1ULL << 10 | 1ULL << 63, many_get(_metadata, c, base, n));
 
 	/* a pin kept across STOP and START is dirty again at once */
 	ASSERT_EQ(0, migdev_ctl(&self->md, "dma", "keep 0x%llx 1 0",
@@ -246,7 +256,7 @@ TEST_F(pin, many_mappings_report_what_changed)
 				(unsigned long long)(base + 5 * PAGE_4K)));
 	ASSERT_EQ(0, vfio_dirty(self->md.container, VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP));
 	ASSERT_EQ(0, vfio_dirty(self->md.container, VFIO_IOMMU_DIRTY_PAGES_FLAG_START));
-	EXPECT_EQ(1ULL << 50, GET_MANY());
+	EXPECT_EQ(1ULL << 50, many_get(_metadata, c, base, n));
 
 	/* unmapping all of them unpins page 50 and reports it */
 	bm = 0;
@@ -255,7 +265,6 @@ TEST_F(pin, many_mappings_report_what_changed)
 	EXPECT_EQ(n * PAGE_4K, unmapped);
 	EXPECT_EQ(1ULL << 50, bm);
 	EXPECT_EQ(0, migdev_pinned(&self->md));
-#undef GET_MANY
 	munmap(va, n * PAGE_4K);
 }
 
