@@ -85,26 +85,30 @@ static bool big_pages(int container)
 	return !ret;
 }
 
-/* Fixed costs: calls that find nothing, against a trivial ioctl. */
+/*
+ * Fixed costs: calls that find nothing, against a trivial ioctl timed in
+ * the batch just before, so that both see the same conditions; the ratio
+ * is taken per pair of batches.
+ */
 static void fixed_cost_cases(int container, uint64_t *bitmap)
 {
-	double t[MAX_RUNS];
+	double ref[MAX_RUNS], t[MAX_RUNS], ratio[MAX_RUNS];
 	int r, i;
 
 	for (r = 0; r < runs; r++) {
-		t[r] = now_us();
+		ref[r] = now_us();
 		for (i = 0; i < BATCH; i++)
 			ioctl(container, VFIO_CHECK_EXTENSION, VFIO_TYPE1v2_IOMMU);
-		t[r] = now_us() - t[r];
-	}
-	report("ref: CHECK_EXTENSION, per call", t, runs, BATCH, "us");
-	for (r = 0; r < runs; r++) {
+		ref[r] = now_us() - ref[r];
 		t[r] = now_us();
 		for (i = 0; i < BATCH; i++)
 			get_once(container, 0, 1ULL << 30, bitmap);
 		t[r] = now_us() - t[r];
+		ratio[r] = t[r] / ref[r];
 	}
+	report("ref: CHECK_EXTENSION, per call", ref, runs, BATCH, "us");
 	report("get, no mappings, 1 GiB range, per call", t, runs, BATCH, "us");
+	report("get, no mappings / CHECK_EXTENSION", ratio, runs, 1, "x");
 }
 
 /* One sparse 1 TiB mapping: nothing is dirty, nothing pinned. */
@@ -158,7 +162,7 @@ static void sparse_cases(int container, uint64_t *bitmap, bool big)
 static void many_cases(int container, uint64_t *bitmap)
 {
 	uint64_t spare = ((uint64_t)nmaps + 2) * 4096, i;
-	double t[MAX_RUNS];
+	double t[MAX_RUNS], ref[MAX_RUNS], ratio[MAX_RUNS];
 	char *va;
 	int r;
 
@@ -180,22 +184,25 @@ static void many_cases(int container, uint64_t *bitmap)
 	}
 	report("get, one call over all mappings", t, runs, 1e3, "ms");
 
-	/* the spare page past the others, mapped and unmapped again */
+	/*
+	 * The spare page past the others, mapped and unmapped again, with and
+	 * without a bitmap in turn; the ratio is taken per pair.
+	 */
 	for (r = 0; r < MAX_RUNS; r++) {
 		must(vfio_map(container, spare, va + (uint64_t)nmaps * 4096, 4096), "MAP");
-		t[r] = now_us();
+		ref[r] = now_us();
 		must(vfio_unmap(container, spare, 4096), "UNMAP");
-		t[r] = now_us() - t[r];
-	}
-	report("ref: unmap, 4 KiB mapping", t, MAX_RUNS, 1, "us");
-	for (r = 0; r < MAX_RUNS; r++) {
+		ref[r] = now_us() - ref[r];
 		must(vfio_map(container, spare, va + (uint64_t)nmaps * 4096, 4096), "MAP");
 		t[r] = now_us();
 		must(vfio_unmap_bitmap(container, spare, 4096, 4096, bitmap, 8, NULL),
 		     "UNMAP with bitmap");
 		t[r] = now_us() - t[r];
+		ratio[r] = t[r] / ref[r];
 	}
+	report("ref: unmap, 4 KiB mapping", ref, MAX_RUNS, 1, "us");
 	report("unmap with bitmap, 4 KiB mapping", t, MAX_RUNS, 1, "us");
+	report("unmap with bitmap / unmap, 4 KiB mapping", ratio, MAX_RUNS, 1, "x");
 	for (i = 0; i < (uint64_t)nmaps; i++)
 		must(vfio_unmap(container, (i + 1) * 4096, 4096), "UNMAP");
 	munmap(va, ((uint64_t)nmaps + 1) * 4096);
@@ -223,14 +230,23 @@ static void mdev_cases(void)
 	close_container(container, group);
 }
 
+/*
+ * GET of a wholly dirty range; with @ratio, also the time of a memset of
+ * the same bitmap, taken just before each GET, and the ratio per pair.
+ */
 static void dense_get(int container, uint64_t iova, uint64_t size,
-		      uint64_t pgsize, uint64_t *bitmap, const char *name)
+		      uint64_t pgsize, uint64_t *bitmap, const char *name,
+		      bool ratio)
 {
 	uint64_t bytes = bitmap_bytes(size, pgsize);
-	double t[MAX_RUNS];
+	double t[MAX_RUNS], ref[MAX_RUNS], q[MAX_RUNS];
+	char qname[96];
 	int r;
 
 	for (r = 0; r < runs; r++) {
+		ref[r] = now_us();
+		memset(bitmap, 0xff, bytes);
+		ref[r] = now_us() - ref[r];
 		memset(bitmap, 0, bytes);
 		t[r] = now_us();
 		get_pg(container, iova, size, pgsize, bitmap);
@@ -241,8 +257,14 @@ static void dense_get(int container, uint64_t iova, uint64_t size,
 			       (unsigned long long)(size / pgsize));
 			exit(1);
 		}
+		q[r] = t[r] / ref[r];
 	}
 	report(name, t, runs, 1, "us");
+	if (!ratio)
+		return;
+	report("ref: memset of the same bitmap (user space)", ref, runs, 1, "us");
+	snprintf(qname, sizeof(qname), "%s / memset", name);
+	report(qname, q, runs, 1, "x");
 }
 
 static void edu_cases(void)
@@ -264,16 +286,11 @@ static void edu_cases(void)
 	must(vfio_map(container, iova, va, size), "MAP 256 MiB");
 	must(vfio_dirty(container, VFIO_IOMMU_DIRTY_PAGES_FLAG_START), "START");
 	bitmap = anon(nbits / 8, PROT_READ | PROT_WRITE);
-	dense_get(container, iova, size, 4096, bitmap, "get, 256 MiB all dirty");
-	for (r = 0; r < runs; r++) {
-		t[r] = now_us();
-		memset(bitmap, 0xff, nbits / 8);
-		t[r] = now_us() - t[r];
-	}
-	report("ref: memset of the same bitmap (user space)", t, runs, 1, "us");
+	dense_get(container, iova, size, 4096, bitmap, "get, 256 MiB all dirty",
+		  true);
 	if (big_pages(container))
 		dense_get(container, iova, size, 2ULL << 20, bitmap,
-			  "get, 256 MiB all dirty, 2 MiB pages");
+			  "get, 256 MiB all dirty, 2 MiB pages", false);
 
 	for (r = 0; r < runs; r++) {
 		must(vfio_map(container, 1ULL << 36, va, 64 * 4096), "MAP");

@@ -79,7 +79,7 @@ static double tracking_kib(void)
 static void pin_cases(struct migdev *md)
 {
 	uint64_t iova = 1ULL << 32, size = 4ULL << 20;
-	double t[2][MAX_RUNS];
+	double t[2][MAX_RUNS], ratio[MAX_RUNS];
 	void *va;
 	int r, on;
 
@@ -98,9 +98,11 @@ static void pin_cases(struct migdev *md)
 			must(migdev_ctl(md, "dma", "release"), "release");
 			t[on][r] = now_us() - t[on][r];
 		}
+		ratio[r] = t[1][r] / t[0][r];
 	}
 	report("pin+unpin 4 KiB, tracking off, per page", t[0], runs, size / 4096, "us");
 	report("pin+unpin 4 KiB, tracking on, per page", t[1], runs, size / 4096, "us");
+	report("pin+unpin 4 KiB, tracking on / off", ratio, runs, 1, "x");
 	must(vfio_unmap(md->container, iova, size), "UNMAP");
 	munmap(va, size);
 }
