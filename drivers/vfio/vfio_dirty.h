@@ -24,8 +24,12 @@ struct vfio_dirty {
 	bool all;
 };
 
-/* Bytes of the report window; it lives on the stack of the reporter. */
-#define VFIO_DIRTY_WIN_BYTES	512
+/*
+ * Bytes of the report window; it lives on the stack of the reporter, where
+ * kernels built with CONFIG_INIT_STACK_ALL_ZERO clear it at each report:
+ * keep it small.
+ */
+#define VFIO_DIRTY_WIN_BYTES	128
 
 /**
  * struct vfio_dirty_report - writes dirty ranges into a user's bitmap
