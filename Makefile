@@ -14,7 +14,7 @@ demo:
 test:
 	@tooling/test
 
-## make bench         benchmark: Linux 6.12 vs the series, side by side (ARGS='-r 11')
+## make bench         benchmark, kernels without debug options: 6.12 vs the series (ARGS='-b 5 -r 11')
 bench:
 	@tooling/bench $(ARGS)
 
