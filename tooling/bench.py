@@ -73,14 +73,14 @@ def main():
         ratio = f"{med(up) / med(ours):.3g}x" if up and ours and med(ours) else "-"
         print(f"{c:58} {fmt(up, units[c]):>18} {fmt(ours, units[c]):>18} {ratio:>12}")
 
-    def goal(name, value, limit, better_low, unit="x"):
+    def goal(name, value, limit, better_low, unit="x", info=False):
         if value is None:
             results.append((name, "-", f"{limit}", "n/a"))
             return
         ok = value <= limit if better_low else value >= limit
         results.append((name, f"{value:.3g}{unit}",
                         f"{'<=' if better_low else '>='} {limit}{unit}",
-                        "PASS" if ok else "FAIL"))
+                        "info" if info else "PASS" if ok else "FAIL"))
 
     def ratio_of(a, b):
         return a / b if a is not None and b else None
@@ -90,8 +90,10 @@ def main():
     goal("UNMAP with bitmap 4 KiB (/ plain unmap), series vs 6.12",
          ratio_of(med(vals("series", UNMAPB_Q)), med(vals("upstream", UNMAPB_Q))),
          1.1, True)
-    goal("UNMAP with bitmap 4 KiB, series vs 6.12 (raw)",
-         ratio_of(med(vals("series", UNMAPB)), med(vals("upstream", UNMAPB))), 1.1, True)
+    # raw times of different boots: for information, the pair above judges
+    goal("UNMAP with bitmap 4 KiB, series vs 6.12 (raw, across boots)",
+         ratio_of(med(vals("series", UNMAPB)), med(vals("upstream", UNMAPB))), 1.1, True,
+         info=True)
     goal("UNMAP with bitmap 4 KiB / plain unmap, series",
          med(vals("series", UNMAPB_Q)), 1.3, True)
     goal("GET 256 MiB all dirty / memset of its bitmap, series",
