@@ -56,19 +56,14 @@ def main():
         spread = (max(v) - min(v)) / m * 100 if m else 0
         return f"{m:.4g} {unit} ±{spread / 2:.0f}%"
 
-    cases = []
-    for b in per["upstream"] + per["series"]:
-        for c in b:
-            if c not in cases:
-                cases.append(c)
-    units = {}
+    units = {}      # case -> unit, in the order the cases first appear
     for b in per["upstream"] + per["series"]:
         for c, (_, u) in b.items():
-            units[c] = u
+            units.setdefault(c, u)
     results = []
     print(f"{'case (medians over ' + str(boots) + ' boots, ±half the spread)':58} "
           f"{'6.12':>18} {'series':>18} {'6.12/series':>12}")
-    for c in cases:
+    for c in units:
         up, ours = vals("upstream", c), vals("series", c)
         ratio = f"{med(up) / med(ours):.3g}x" if up and ours and med(ours) else "-"
         print(f"{c:58} {fmt(up, units[c]):>18} {fmt(ours, units[c]):>18} {ratio:>12}")

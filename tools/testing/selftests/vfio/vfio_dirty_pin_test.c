@@ -654,45 +654,6 @@ TEST_F(pin, allocation_failures_report_more)
 	EXPECT_REPORT();
 }
 
-/* Read a number from file @name of cgroup directory @cg; -1 on error. */
-static long long cg_read(const char *cg, const char *name)
-{
-	char path[256], buf[64], *end;
-	long long v = -1;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/%s", cg, name);
-	f = fopen(path, "r");
-	if (!f)
-		return -1;
-	if (fgets(buf, sizeof(buf), f)) {
-		v = strtoll(buf, &end, 10);
-		if (end == buf)
-			v = -1;
-	}
-	fclose(f);
-	return v;
-}
-
-/* Value of @key in the flat-keyed cgroup file @name; -1 on error. */
-static long long cg_key(const char *cg, const char *name, const char *key)
-{
-	char path[256], k[64];
-	long long v, ret = -1;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/%s", cg, name);
-	f = fopen(path, "r");
-	if (!f)
-		return -1;
-	while (fscanf(f, "%63s %lld", k, &v) == 2)
-		if (!strcmp(k, key))
-			ret = v;
-	fclose(f);
-	return ret;
-}
-
-#define CG_ROOT		"/sys/fs/cgroup"
 #define CG_TEST		CG_ROOT "/vfio-dirty-test"
 #define CG_CHUNK	(128ULL << 20)	/* one tracker chunk: 32768 pages */
 #define CG_CHUNKS	256ULL

@@ -21,7 +21,6 @@
 #include "vfio_perf.h"
 #include "migdev.h"
 
-#define CG_ROOT		"/sys/fs/cgroup"
 #define CG_PERF		CG_ROOT "/vfio_migdev_perf"
 
 static int runs = 11;
@@ -54,20 +53,13 @@ static void leave_cgroup(void)
 /* Unreclaimable slab and vmalloc memory charged to us, in KiB. */
 static double tracking_kib(void)
 {
-	FILE *f;
-	char key[64];
-	long long v, sum = 0;
+	long long slab, vmalloc;
 
 	if (!in_cgroup)
 		return kernel_mem_kib();
-	f = fopen(CG_PERF "/memory.stat", "r");
-	if (!f)
-		return -1;
-	while (fscanf(f, "%63s %lld", key, &v) == 2)
-		if (!strcmp(key, "slab_unreclaimable") || !strcmp(key, "vmalloc"))
-			sum += v;
-	fclose(f);
-	return sum / 1024.0;
+	slab = cg_key(CG_PERF, "memory.stat", "slab_unreclaimable");
+	vmalloc = cg_key(CG_PERF, "memory.stat", "vmalloc");
+	return (slab + (vmalloc > 0 ? vmalloc : 0)) / 1024.0;
 }
 
 /*

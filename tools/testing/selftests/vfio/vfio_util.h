@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * Helpers for the VFIO kselftests: find a device's group, open a type1
- * container on it, map memory and drive the dirty page ioctls.
+ * container on it, map memory and drive the dirty page ioctls; read the
+ * files of a cgroup.
  *
  * Devices are found in sysfs, so the tests run wherever the devices are:
  *  - PCI: a device bound to vfio-pci, by vendor:device ID (the VM the tests
@@ -146,6 +147,46 @@ static inline int sysfs_write(const char *path, const char *val)
 		return -errno;
 	ret = write(fd, val, strlen(val)) == (ssize_t)strlen(val) ? 0 : -errno;
 	close(fd);
+	return ret;
+}
+
+#define CG_ROOT		"/sys/fs/cgroup"
+
+/* Read a number from file @name of cgroup directory @cg; -1 on error. */
+static inline long long cg_read(const char *cg, const char *name)
+{
+	char path[256], buf[64], *end;
+	long long v = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", cg, name);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	if (fgets(buf, sizeof(buf), f)) {
+		v = strtoll(buf, &end, 10);
+		if (end == buf)
+			v = -1;
+	}
+	fclose(f);
+	return v;
+}
+
+/* Value of @key in the flat-keyed cgroup file @name; -1 on error. */
+static inline long long cg_key(const char *cg, const char *name, const char *key)
+{
+	char path[256], k[64];
+	long long v, ret = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", cg, name);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fscanf(f, "%63s %lld", k, &v) == 2)
+		if (!strcmp(k, key))
+			ret = v;
+	fclose(f);
 	return ret;
 }
 
