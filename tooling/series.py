@@ -4,7 +4,9 @@
 patches/series lists the series in order.  Each entry names a patch file
 (commit message + edits to files that exist in the base) and the new files
 the patch introduces; those live at their in-tree paths in this repository,
-in their final form.
+in their final form.  A later patch may edit a file an earlier one adds:
+its diff of that file is in its patch file too, and the file as the earlier
+patch added it is the final form with the later diffs taken back.
 
   series.py check                      manifest and repository agree
   series.py assemble BASE TREE         make TREE = BASE + series, touching
@@ -56,6 +58,20 @@ class Entry:
     def touched(self):
         return re.findall(r"^\+\+\+ b/(\S+)", self.diff(), flags=re.M)
 
+    def file_diffs(self):
+        """{path: the part of the diff that edits path}"""
+        out = {}
+        for part in re.split(r"(?=^diff --git )", self.diff(), flags=re.M):
+            m = re.search(r"^\+\+\+ b/(\S+)", part, flags=re.M)
+            if m:
+                out[m.group(1)] = part
+        return out
+
+
+def ours(entries):
+    """Paths the series adds."""
+    return {a for e in entries for a in e.adds}
+
 
 def die(msg):
     print(f"error: {msg}", file=sys.stderr)
@@ -98,8 +114,8 @@ def check(entries, base=None):
             if base and os.path.exists(os.path.join(base, a)):
                 die(f"{a} exists in the base: edit it with a patch instead")
         for t in e.touched():
-            if t in seen:
-                die(f"{e.patch} edits {t}, a file of ours: change the file itself")
+            if t in ours(entries) and (t in e.adds or t not in seen):
+                die(f"{e.patch} edits {t} before a patch adds it")
     listed = {a for e in entries for a in e.adds}
     on_disk = subprocess.run(["git", "-C", TOP, "ls-files", "--cached", "--others",
                               "--exclude-standard", "--", *KERNEL_DIRS],
@@ -116,7 +132,8 @@ def check(entries, base=None):
 
 def apply_edits(entries, base):
     """Return {path: bytes} for every base file the patches edit."""
-    touched = sorted({t for e in entries for t in e.touched()})
+    mine = ours(entries)
+    touched = sorted({t for e in entries for t in e.touched()} - mine)
     out = {}
     with tempfile.TemporaryDirectory(prefix="vfio-mig-apply.") as tmp:
         for t in touched:
@@ -126,7 +143,7 @@ def apply_edits(entries, base):
             os.makedirs(os.path.dirname(os.path.join(tmp, t)), exist_ok=True)
             shutil.copyfile(src, os.path.join(tmp, t))
         for e in entries:
-            d = e.diff()
+            d = "".join(v for k, v in e.file_diffs().items() if k not in mine)
             if not d:
                 continue
             r = subprocess.run(["patch", "-p1", "-F0", "-N", "--batch",
@@ -192,10 +209,35 @@ def git(tree, *args, **kw):
     return subprocess.run(["git", "-C", tree, *args], check=True, text=True, **kw)
 
 
+def staged(entries):
+    """{(entry index, path): bytes} of each file of ours as its adder adds it."""
+    out = {}
+    with tempfile.TemporaryDirectory(prefix="vfio-mig-stage.") as tmp:
+        for i, e in enumerate(entries):
+            for a in e.adds:
+                dst = os.path.join(tmp, a)
+                os.makedirs(os.path.dirname(dst), exist_ok=True)
+                shutil.copyfile(os.path.join(TOP, a), dst)
+                for later in reversed(entries[i + 1:]):
+                    d = later.file_diffs().get(a)
+                    if not d:
+                        continue
+                    r = subprocess.run(["patch", "-p1", "-R", "-F0", "--batch",
+                                        "--no-backup-if-mismatch", "-r", "-", "-d", tmp],
+                                       input=d, capture_output=True, text=True)
+                    if r.returncode:
+                        die(f"patches/{later.patch} does not take back from {a}:\n"
+                            f"{r.stdout}{r.stderr}")
+                with open(dst, "rb") as f:
+                    out[(i, a)] = f.read()
+    return out
+
+
 def commit(base, tree):
     entries = parse()
     check(entries, base)
-    for e in entries:
+    first = staged(entries)
+    for i, e in enumerate(entries):
         d = e.diff()
         if d:
             r = subprocess.run(["git", "-C", tree, "apply", "--index", "-"],
@@ -205,7 +247,9 @@ def commit(base, tree):
         for a in e.adds:
             dst = os.path.join(tree, a)
             os.makedirs(os.path.dirname(dst), exist_ok=True)
-            shutil.copy2(os.path.join(TOP, a), dst)
+            with open(dst, "wb") as f:
+                f.write(first[(i, a)])
+            shutil.copymode(os.path.join(TOP, a), dst)
             git(tree, "add", "-f", a)
         git(tree, "commit", "-q", "--allow-empty", "-F", "-", input=e.message())
 
@@ -221,7 +265,6 @@ def refresh(tree, baserev):
     if not revs:
         die("no commits on top of the base")
     entries = []
-    ours = set()
     for n, rev in enumerate(revs, 1):
         msg = git(tree, "log", "-1", "--format=%B", rev, capture_output=True).stdout
         subject, _, body = msg.partition("\n")
@@ -232,15 +275,11 @@ def refresh(tree, baserev):
             st, path = line.split("\t", 1)
             if st == "A":
                 adds.append(path)
-            elif path in ours:
-                die(f"{rev[:12]} '{subject}' changes {path}, which an earlier "
-                    "commit of the series adds: fold the change into that commit")
             elif st == "M":
                 edits.append(path)
             else:
                 die(f"{rev[:12]} '{subject}': {st} {path} is not supported "
                     "(only new files and edits to base files)")
-        ours.update(adds)
         diff = ""
         if edits:
             diff = git(tree, "diff", "--no-renames", f"{rev}^", rev, "--", *edits,

@@ -11,6 +11,7 @@
 
 #include <kunit/device.h>
 #include <kunit/test.h>
+#include <kunit/test-bug.h>
 #include <linux/mman.h>
 
 #define TEST_IOVA	0x100000UL
@@ -146,7 +147,7 @@ static int vfio_type1_test_pin(struct vfio_type1_test *t)
 	struct page *page;
 
 	return vfio_iommu_type1_pin_pages(t->iommu, t->grp, TEST_IOVA, 1,
-					  IOMMU_READ | IOMMU_WRITE, &page);
+					  IOMMU_READ | IOMMU_WRITE, false, &page);
 }
 
 static void vfio_type1_test_pin_singleton(struct kunit *test)
@@ -210,7 +211,7 @@ static void vfio_type1_test_no_wrap(struct kunit *test)
 	KUNIT_EXPECT_MEMEQ(test, seen, zero, sizeof(seen));
 	KUNIT_EXPECT_EQ(test, -EINVAL,
 			vfio_iommu_type1_pin_pages(t->iommu, t->grp, 0 - PAGE_SIZE,
-						   2, IOMMU_READ, pages));
+						   2, IOMMU_READ, false, pages));
 }
 
 /*
@@ -248,12 +249,260 @@ static void vfio_type1_test_huge_split(struct kunit *test)
 	vfio_dirty_destroy(&d);
 }
 
+#define PRECISE_IOVA	0x200000UL
+
+/*
+ * Map four writable pages at PRECISE_IOVA, a user page for the bitmaps
+ * of the reports, and start tracking.
+ */
+static u64 __user *vfio_type1_test_precise_setup(struct kunit *test,
+						 struct vfio_type1_test *t)
+{
+	struct vfio_iommu_type1_dma_map map = {
+		.argsz = sizeof(map),
+		.flags = VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE,
+		.iova = PRECISE_IOVA,
+		.size = 4 * PAGE_SIZE,
+	};
+	struct vfio_iommu *iommu = t->iommu;
+	unsigned long mem;
+
+	mem = kunit_vm_mmap(test, NULL, 0, 5 * PAGE_SIZE, PROT_READ | PROT_WRITE,
+			    MAP_ANONYMOUS | MAP_PRIVATE, 0);
+	KUNIT_ASSERT_NE(test, mem, 0);
+	KUNIT_ASSERT_FALSE(test, IS_ERR_VALUE(mem));
+	map.vaddr = mem;
+	KUNIT_ASSERT_EQ(test, 0, vfio_dma_do_map(iommu, &map));
+	mutex_lock(&iommu->lock);
+	iommu->dirty_page_tracking = true;
+	mutex_unlock(&iommu->lock);
+	return (u64 __user *)(mem + 4 * PAGE_SIZE);
+}
+
+/* GET_BITMAP of the four pages, without asking drivers: the bits. */
+static u64 vfio_type1_test_report(struct kunit *test, struct vfio_type1_test *t,
+				  u64 __user *ubits)
+{
+	struct vfio_iommu *iommu = t->iommu;
+	struct vfio_bitmap bitmap = {
+		.pgsize = PAGE_SIZE, .size = sizeof(u64), .data = ubits,
+	};
+	u64 bits = 0;
+	int ret;
+
+	KUNIT_EXPECT_EQ(test, 0, put_user(0ULL, ubits));
+	mutex_lock(&iommu->lock);
+	ret = vfio_iommu_dirty_report(iommu, &bitmap, PRECISE_IOVA,
+				      4 * PAGE_SIZE, true);
+	mutex_unlock(&iommu->lock);
+	KUNIT_EXPECT_EQ(test, 0, ret);
+	KUNIT_EXPECT_EQ(test, 0, get_user(bits, ubits));
+	return bits;
+}
+
+static int vfio_type1_test_pin_kind(struct vfio_type1_test *t,
+				    unsigned int pg, bool precise)
+{
+	struct page *page;
+
+	return vfio_iommu_type1_pin_pages(t->iommu, t->grp,
+					  PRECISE_IOVA + pg * PAGE_SIZE, 1,
+					  IOMMU_READ | IOMMU_WRITE, precise, &page);
+}
+
+static void vfio_type1_test_unpin_kind(struct vfio_type1_test *t,
+				       unsigned int pg, bool precise)
+{
+	vfio_iommu_type1_unpin_pages(t->iommu, PRECISE_IOVA + pg * PAGE_SIZE, 1,
+				     precise);
+}
+
+/*
+ * Pins of drivers that report their writes (precise) and of drivers that
+ * do not, on one container: page 0 pinned precisely, page 1 not, page 2
+ * both ways.  Only the imprecise pins are dirty at every report; a
+ * reported write is reported once; a precise unpin adds nothing.
+ */
+static void vfio_type1_test_precise_pins(struct kunit *test)
+{
+	struct vfio_type1_test *t = vfio_type1_test_setup(test, 1);
+	u64 __user *ubits = vfio_type1_test_precise_setup(test, t);
+
+	KUNIT_ASSERT_EQ(test, 1, vfio_type1_test_pin_kind(t, 0, true));
+	KUNIT_ASSERT_EQ(test, 1, vfio_type1_test_pin_kind(t, 1, false));
+	KUNIT_ASSERT_EQ(test, 1, vfio_type1_test_pin_kind(t, 2, true));
+	KUNIT_ASSERT_EQ(test, 1, vfio_type1_test_pin_kind(t, 2, false));
+	KUNIT_EXPECT_EQ(test, 0x6ULL, vfio_type1_test_report(test, t, ubits));
+	KUNIT_EXPECT_EQ(test, 0x6ULL, vfio_type1_test_report(test, t, ubits));
+
+	/* a 10-byte write into page 0, then one across pages 0 and 1 */
+	KUNIT_EXPECT_EQ(test, 0, vfio_iommu_type1_mark_dirty(t->iommu,
+							     PRECISE_IOVA + 100, 10));
+	KUNIT_EXPECT_EQ(test, 0x7ULL, vfio_type1_test_report(test, t, ubits));
+	KUNIT_EXPECT_EQ(test, 0x6ULL, vfio_type1_test_report(test, t, ubits));
+	KUNIT_EXPECT_EQ(test, 0, vfio_iommu_type1_mark_dirty(t->iommu,
+							     PRECISE_IOVA + PAGE_SIZE - 1, 2));
+	vfio_type1_test_unpin_kind(t, 0, true);
+	KUNIT_EXPECT_EQ(test, 0x7ULL, vfio_type1_test_report(test, t, ubits));
+	KUNIT_EXPECT_EQ(test, 0x6ULL, vfio_type1_test_report(test, t, ubits));
+
+	/* page 2 loses its imprecise pin: dirty once, then clean */
+	vfio_type1_test_unpin_kind(t, 2, false);
+	KUNIT_EXPECT_EQ(test, 0x6ULL, vfio_type1_test_report(test, t, ubits));
+	KUNIT_EXPECT_EQ(test, 0x2ULL, vfio_type1_test_report(test, t, ubits));
+	vfio_type1_test_unpin_kind(t, 2, true);
+	vfio_type1_test_unpin_kind(t, 1, false);
+	KUNIT_EXPECT_EQ(test, 0x2ULL, vfio_type1_test_report(test, t, ubits));
+	KUNIT_EXPECT_EQ(test, 0x0ULL, vfio_type1_test_report(test, t, ubits));
+}
+
+/*
+ * A report of a range that is not all mapped and writable is refused
+ * whole: nothing is marked.  With tracking off, nothing is recorded.
+ */
+static void vfio_type1_test_precise_bad_marks(struct kunit *test)
+{
+	struct vfio_type1_test *t = vfio_type1_test_setup(test, 1);
+	u64 __user *ubits = vfio_type1_test_precise_setup(test, t);
+	struct vfio_iommu *iommu = t->iommu;
+
+	KUNIT_EXPECT_EQ(test, -EINVAL,
+			vfio_iommu_type1_mark_dirty(iommu, PRECISE_IOVA + 3 * PAGE_SIZE,
+						    PAGE_SIZE + 1));
+	KUNIT_EXPECT_EQ(test, -EINVAL,
+			vfio_iommu_type1_mark_dirty(iommu, PRECISE_IOVA - 1, 2));
+	KUNIT_EXPECT_EQ(test, -EINVAL,
+			vfio_iommu_type1_mark_dirty(iommu, 0 - 8, 16));
+	KUNIT_EXPECT_EQ(test, -EINVAL,
+			vfio_iommu_type1_mark_dirty(iommu, PRECISE_IOVA, 0));
+	KUNIT_EXPECT_EQ(test, -EPERM,
+			vfio_iommu_type1_mark_dirty(iommu, TEST_IOVA, 1));
+	KUNIT_EXPECT_EQ(test, 0x0ULL, vfio_type1_test_report(test, t, ubits));
+
+	mutex_lock(&iommu->lock);
+	vfio_iommu_dirty_stop(iommu);
+	mutex_unlock(&iommu->lock);
+	KUNIT_EXPECT_EQ(test, 0, vfio_iommu_type1_mark_dirty(iommu, PRECISE_IOVA, 1));
+	mutex_lock(&iommu->lock);
+	iommu->dirty_page_tracking = true;
+	mutex_unlock(&iommu->lock);
+	KUNIT_EXPECT_EQ(test, 0x0ULL, vfio_type1_test_report(test, t, ubits));
+}
+
+/* A driver with a log of its device's writes, which it reads when asked. */
+struct vfio_type1_test_log {
+	struct vfio_type1_test *t;
+	u64 iova[4];
+	int n;
+	int err;
+	int calls;
+};
+
+static int vfio_type1_test_sync(struct vfio_device *vdev)
+{
+	struct kunit *test = kunit_get_current_test();
+	struct vfio_type1_test_log *log = test->priv;
+	struct vfio_iommu *iommu = log->t->iommu;
+
+	log->calls++;
+	/* called without type1's lock: it reports through vfio_mark_dirty() */
+	KUNIT_EXPECT_FALSE(test, mutex_is_locked(&iommu->lock));
+	if (log->err)
+		return log->err;
+	while (log->n)
+		KUNIT_EXPECT_EQ(test, 0,
+				vfio_iommu_type1_mark_dirty(iommu,
+							    log->iova[--log->n], 8));
+	return 0;
+}
+
+static const struct vfio_dirty_ops vfio_type1_test_dirty_ops = {
+	.sync = vfio_type1_test_sync,
+};
+
+/* VFIO_IOMMU_DIRTY_PAGES GET_BITMAP of the four pages, as a user makes it. */
+static int vfio_type1_test_get(struct kunit *test, struct vfio_type1_test *t,
+			       u64 __user *ubits, u64 *bits)
+{
+	struct {
+		struct vfio_iommu_type1_dirty_bitmap dirty;
+		struct vfio_iommu_type1_dirty_bitmap_get get;
+	} arg = {
+		.dirty = {
+			.argsz = sizeof(arg),
+			.flags = VFIO_IOMMU_DIRTY_PAGES_FLAG_GET_BITMAP,
+		},
+		.get = {
+			.iova = PRECISE_IOVA,
+			.size = 4 * PAGE_SIZE,
+			.bitmap = {
+				.pgsize = PAGE_SIZE,
+				.size = sizeof(u64),
+				.data = ubits,
+			},
+		},
+	};
+	void __user *uarg = ubits + 1;
+	int ret;
+
+	KUNIT_EXPECT_EQ(test, 0, put_user(0ULL, ubits));
+	KUNIT_EXPECT_EQ(test, 0, copy_to_user(uarg, &arg, sizeof(arg)));
+	ret = vfio_iommu_type1_dirty_pages(t->iommu, (unsigned long)uarg);
+	KUNIT_EXPECT_EQ(test, 0, get_user(*bits, ubits));
+	return ret;
+}
+
+/*
+ * GET_BITMAP asks the drivers first: what the device wrote before the call
+ * is in its report.  A driver that cannot say fails the call, and nothing
+ * is lost: the pages pinned imprecisely are still there at the next one.
+ */
+static void vfio_type1_test_precise_sync(struct kunit *test)
+{
+	struct vfio_type1_test *t = vfio_type1_test_setup(test, 1);
+	u64 __user *ubits = vfio_type1_test_precise_setup(test, t);
+	struct vfio_type1_test_log *log;
+	u64 bits;
+
+	log = kunit_kzalloc(test, sizeof(*log), GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, log);
+	log->t = t;
+	test->priv = log;
+	t->vdevs[0]->dirty_ops = &vfio_type1_test_dirty_ops;
+
+	KUNIT_ASSERT_EQ(test, 1, vfio_type1_test_pin_kind(t, 3, true));
+	KUNIT_ASSERT_EQ(test, 1, vfio_type1_test_pin_kind(t, 1, false));
+	log->iova[log->n++] = PRECISE_IOVA + 3 * PAGE_SIZE + 16;
+	log->iova[log->n++] = PRECISE_IOVA + 4;
+	KUNIT_EXPECT_EQ(test, 0, vfio_type1_test_get(test, t, ubits, &bits));
+	KUNIT_EXPECT_EQ(test, 0xbULL, bits);
+	KUNIT_EXPECT_EQ(test, 1, log->calls);
+	KUNIT_EXPECT_EQ(test, 0, vfio_type1_test_get(test, t, ubits, &bits));
+	KUNIT_EXPECT_EQ(test, 0x2ULL, bits);
+
+	log->iova[log->n++] = PRECISE_IOVA + 2 * PAGE_SIZE;
+	log->err = -EIO;
+	KUNIT_EXPECT_EQ(test, -EIO, vfio_type1_test_get(test, t, ubits, &bits));
+	KUNIT_EXPECT_EQ(test, 0x0ULL, bits);
+	log->err = 0;
+	KUNIT_EXPECT_EQ(test, 0, vfio_type1_test_get(test, t, ubits, &bits));
+	KUNIT_EXPECT_EQ(test, 0x6ULL, bits);
+	KUNIT_EXPECT_EQ(test, 4, log->calls);
+
+	vfio_type1_test_unpin_kind(t, 3, true);
+	vfio_type1_test_unpin_kind(t, 1, false);
+	t->vdevs[0]->dirty_ops = NULL;
+}
+
 static struct kunit_case vfio_type1_test_cases[] = {
 	KUNIT_CASE(vfio_type1_test_pin_singleton),
 	KUNIT_CASE(vfio_type1_test_pin_two_devices),
 	KUNIT_CASE(vfio_type1_test_pin_joined_device),
 	KUNIT_CASE(vfio_type1_test_no_wrap),
 	KUNIT_CASE(vfio_type1_test_huge_split),
+	KUNIT_CASE(vfio_type1_test_precise_pins),
+	KUNIT_CASE(vfio_type1_test_precise_bad_marks),
+	KUNIT_CASE(vfio_type1_test_precise_sync),
 	{}
 };
 
