@@ -10,12 +10,14 @@
  *   internal state that changes with every DMA command.
  *
  * The DMA engine writes the pattern "u32 word k of the transfer is seed + k"
- * (little endian) to guest IOVAs, through one of two paths that feed the
- * dirty tracker differently:
+ * (little endian) to guest IOVAs, through paths that feed the dirty
+ * tracker differently:
  *   CMD_WRITE_PIN  vfio_pin_pages() each page, kmap, write, unpin
  *   CMD_WRITE_RW   vfio_dma_rw()
  *   CMD_PIN        pin the pages and keep them pinned (a working set)
  *   CMD_UNPIN      unpin the working set
+ *   CMD_WRITE_KEPT write into pages of the working set, which stay pinned
+ *                  (-EFAULT, and nothing written, if one is not in it)
  * DMA needs the device open and running (-EBUSY otherwise).  Like a real
  * device's, it runs apart from the CPU that asked for it: in a kernel
  * thread (a work item), which vfio_dma_rw() needs to reach the user's memory.
@@ -26,15 +28,25 @@
  * fail with -EBUSY.  A command whose memory is unmapped under it stops
  * there with -EFAULT.
  *
+ * Two mdev types: migdev-1 reports nothing of what its device writes, so
+ * type1 counts the pages it pins as dirty at every report; migdev-precise
+ * reports its writes (struct vfio_dirty_ops), so its pinned pages are
+ * dirty only when written.  It reports a write through pages it unpins at
+ * once, and notes a write into the working set in a small log, read out
+ * with vfio_mark_dirty() when the log fills, before any unpin, and when
+ * VFIO asks (dirty_ops->sync) before a dirty report, as a device with a
+ * hardware log of its writes would.
+ *
  * Host-side control, without a guest: debugfs, per device,
  * /sys/kernel/debug/migdev/<mdev uuid>/
- *   dma       write "pin|rw|keep|release IOVA LEN SEED" (numbers in C
- *             notation): one DMA command; the write fails with its errno
+ *   dma       write "pin|rw|keep|release|kept IOVA LEN SEED" (numbers in
+ *             C notation): one DMA command; the write fails with its errno
  *   step      write N: change N blocks of the internal state
  *   checksum  read: crc32 of the device state (registers and internal
  *             state), equal on source and destination after a migration
  *   state     read: the device state itself, registers then internal state
  *   pinned    read: number of pages in the working set
+ *   logged    read: writes noted in the log and not reported yet
  *   saved     read: bytes of migration data handed out by the last save
  *
  * The migration region (index VFIO_PCI_NUM_REGIONS, type 3, subtype 1)
@@ -88,6 +100,7 @@
 #define MIGDEV_STATE_SIZE	(MIGDEV_BLOCKS * MIGDEV_BLOCK)
 #define MIGDEV_MAX_DMA		(4 << 20)
 #define MIGDEV_MAX_PINNED	1024
+#define MIGDEV_LOG_SIZE		16
 
 /* BAR0 registers */
 #define REG_ID			0x00	/* ro: MIGDEV_ID */
@@ -100,7 +113,7 @@
 #define REG_SCRATCH		0x100	/* scratch registers up to the end */
 #define MIGDEV_ID		0x6d696764
 
-enum { CMD_WRITE_PIN = 1, CMD_WRITE_RW, CMD_PIN, CMD_UNPIN };
+enum { CMD_WRITE_PIN = 1, CMD_WRITE_RW, CMD_PIN, CMD_UNPIN, CMD_WRITE_KEPT };
 
 #define STATE_RUNNING		VFIO_DEVICE_STATE_V1_RUNNING
 #define STATE_SAVING		VFIO_DEVICE_STATE_V1_SAVING
@@ -138,7 +151,14 @@ struct migdev {
 	 */
 	struct mutex pin_lock;
 	dma_addr_t pinned[MIGDEV_MAX_PINNED];	/* the working set */
+	struct page *pinned_page[MIGDEV_MAX_PINNED];
 	unsigned int npinned;
+	/* migdev-precise: writes into the working set not reported yet */
+	struct {
+		u64 iova;
+		u64 len;
+	} log[MIGDEV_LOG_SIZE];
+	unsigned int nlog;
 	/* the command that pins, and whether its memory was unmapped */
 	bool dma_active;
 	bool dma_unmapped;
@@ -166,12 +186,15 @@ static struct migdev_parent {
 	struct device dev;
 	struct mdev_parent parent;
 	struct mdev_type type;
+	struct mdev_type precise_type;
 	struct class *class;
 	struct dentry *debugfs;
 	atomic_t avail;
 } migdev_parent;
 
-static struct mdev_type *migdev_types[] = { &migdev_parent.type };
+static struct mdev_type *migdev_types[] = {
+	&migdev_parent.type, &migdev_parent.precise_type,
+};
 
 static const struct vfio_device_ops migdev_ops;
 
@@ -237,18 +260,86 @@ static void migdev_fill(u8 *dst, u64 pos, size_t len, u32 seed)
 		dst[i] = (seed + (u32)(pos / 4)) >> (8 * (pos % 4));
 }
 
-/* Unpin the pages of the working set inside [iova, iova + len). */
+static bool migdev_precise(struct migdev *md)
+{
+	return md->vdev.dirty_ops;
+}
+
+/*
+ * migdev-precise: report the writes of the log.  An entry that cannot be
+ * reported stays for the next try, and the error is returned.
+ */
+static int migdev_log_flush(struct migdev *md)
+{
+	int ret;
+
+	lockdep_assert_held(&md->pin_lock);
+	while (md->nlog) {
+		ret = vfio_mark_dirty(&md->vdev, md->log[md->nlog - 1].iova,
+				      md->log[md->nlog - 1].len);
+		if (ret)
+			return ret;
+		md->nlog--;
+	}
+	return 0;
+}
+
+/* A write into pages that stay pinned: into the log, reported later. */
+static int migdev_log_write(struct migdev *md, u64 iova, u64 len)
+{
+	int ret;
+
+	lockdep_assert_held(&md->pin_lock);
+	if (!migdev_precise(md))
+		return 0;
+	if (md->nlog == MIGDEV_LOG_SIZE) {
+		ret = migdev_log_flush(md);
+		if (ret)
+			return ret;
+	}
+	md->log[md->nlog].iova = iova;
+	md->log[md->nlog].len = len;
+	md->nlog++;
+	return 0;
+}
+
+/* VFIO is about to build a dirty report: read the log out. */
+static int migdev_dirty_sync(struct vfio_device *vdev)
+{
+	struct migdev *md = container_of(vdev, struct migdev, vdev);
+	int ret;
+
+	mutex_lock(&md->pin_lock);
+	ret = migdev_log_flush(md);
+	mutex_unlock(&md->pin_lock);
+	return ret;
+}
+
+static const struct vfio_dirty_ops migdev_dirty_ops = {
+	.sync = migdev_dirty_sync,
+};
+
+/*
+ * Unpin the pages of the working set inside [iova, iova + len), after the
+ * writes into them are reported (they are pinned until then: a report
+ * cannot fail for want of a mapping).
+ */
 static void migdev_unpin_range_locked(struct migdev *md, u64 iova, u64 len)
 {
 	unsigned int i = 0;
 
 	lockdep_assert_held(&md->pin_lock);
+	if (migdev_log_flush(md))
+		dev_warn_ratelimited(md->vdev.dev, "writes lost from the dirty log\n");
+	md->nlog = 0;
 	while (i < md->npinned) {
 		dma_addr_t addr = md->pinned[i];
 
 		if (addr >= iova && addr - iova < len) {
 			vfio_unpin_pages(&md->vdev, addr, 1);
-			md->pinned[i] = md->pinned[--md->npinned];
+			md->npinned--;
+			md->pinned[i] = md->pinned[md->npinned];
+			md->pinned_page[i] = md->pinned_page[md->npinned];
 		} else {
 			i++;
 		}
@@ -303,8 +394,10 @@ static int migdev_dma_write_pin(struct migdev *md, u64 iova, u64 len, u32 seed)
 				va = kmap_local_page(page);
 				migdev_fill(va + off, done, n, seed);
 				kunmap_local(va);
+				/* precise: reported before the unpin, at once */
+				ret = migdev_precise(md) ?
+				      vfio_mark_dirty(&md->vdev, addr, n) : 0;
 				vfio_unpin_pages(&md->vdev, addr - off, 1);
-				ret = 0;
 			} else if (ret >= 0) {
 				ret = -EFAULT;
 			}
@@ -355,7 +448,8 @@ static int migdev_dma_pin(struct migdev *md, u64 iova, u64 len)
 			ret = vfio_pin_pages(&md->vdev, addr, 1,
 					     IOMMU_READ | IOMMU_WRITE, &page);
 			if (ret == 1) {
-				md->pinned[md->npinned++] = addr;
+				md->pinned[md->npinned] = addr;
+				md->pinned_page[md->npinned++] = page;
 				ret = 0;
 			} else if (ret >= 0) {
 				ret = -EFAULT;
@@ -364,6 +458,51 @@ static int migdev_dma_pin(struct migdev *md, u64 iova, u64 len)
 		mutex_unlock(&md->pin_lock);
 	}
 	migdev_pin_end(md);
+	return ret;
+}
+
+/* The page of the working set at @addr (page aligned), or NULL. */
+static struct page *migdev_kept_page(struct migdev *md, u64 addr)
+{
+	unsigned int i;
+
+	for (i = 0; i < md->npinned; i++)
+		if (md->pinned[i] == addr)
+			return md->pinned_page[i];
+	return NULL;
+}
+
+/*
+ * Write into pages of the working set, which stay pinned: the device
+ * writes pages VFIO counts as dirty at every report, unless the driver
+ * reports what it writes.
+ */
+static int migdev_dma_write_kept(struct migdev *md, u64 iova, u64 len,
+				 u32 seed)
+{
+	u64 addr, done = 0;
+	int ret = 0;
+
+	mutex_lock(&md->pin_lock);
+	for (addr = iova & PAGE_MASK; addr < iova + len; addr += PAGE_SIZE) {
+		if (!migdev_kept_page(md, addr)) {
+			ret = -EFAULT;
+			goto out;
+		}
+	}
+	while (done < len) {
+		u64 a = iova + done;
+		size_t off = offset_in_page(a);
+		size_t n = min_t(u64, PAGE_SIZE - off, len - done);
+		void *va = kmap_local_page(migdev_kept_page(md, a - off));
+
+		migdev_fill(va + off, done, n, seed);
+		kunmap_local(va);
+		done += n;
+	}
+	ret = migdev_log_write(md, iova, len);
+out:
+	mutex_unlock(&md->pin_lock);
 	return ret;
 }
 
@@ -383,6 +522,8 @@ static int migdev_dma_run(struct migdev *md, u32 cmd, u64 iova, u64 len,
 	case CMD_UNPIN:
 		migdev_unpin_all(md);
 		return 0;
+	case CMD_WRITE_KEPT:
+		return migdev_dma_write_kept(md, iova, len, seed);
 	}
 	return -EINVAL;
 }
@@ -1062,6 +1203,7 @@ static ssize_t migdev_dbg_dma(struct file *file, const char __user *ubuf,
 	static const char * const names[] = {
 		[CMD_WRITE_PIN] = "pin", [CMD_WRITE_RW] = "rw",
 		[CMD_PIN] = "keep", [CMD_UNPIN] = "release",
+		[CMD_WRITE_KEPT] = "kept",
 	};
 	struct migdev *md = file->private_data;
 	char buf[96], name[16];
@@ -1076,10 +1218,10 @@ static ssize_t migdev_dbg_dma(struct file *file, const char __user *ubuf,
 	buf[count] = '\0';
 	if (sscanf(buf, "%15s %lli %lli %i", name, &iova, &len, &seed) < 1)
 		return -EINVAL;
-	for (cmd = CMD_WRITE_PIN; cmd <= CMD_UNPIN; cmd++)
+	for (cmd = CMD_WRITE_PIN; cmd <= CMD_WRITE_KEPT; cmd++)
 		if (!strcmp(name, names[cmd]))
 			break;
-	if (cmd > CMD_UNPIN)
+	if (cmd > CMD_WRITE_KEPT)
 		return -EINVAL;
 	ret = migdev_dma_sync(md, cmd, iova, len, seed);
 	return ret ? ret : count;
@@ -1194,6 +1336,8 @@ static int migdev_probe(struct mdev_device *mdev)
 	md = vfio_alloc_device(migdev, vdev, &mdev->dev, &migdev_ops);
 	if (IS_ERR(md))
 		return PTR_ERR(md);
+	if (mdev->type == &migdev_parent.precise_type)
+		md->vdev.dirty_ops = &migdev_dirty_ops;
 	ret = vfio_register_emulated_iommu_dev(&md->vdev);
 	if (ret) {
 		vfio_put_device(&md->vdev);
@@ -1206,6 +1350,7 @@ static int migdev_probe(struct mdev_device *mdev)
 	debugfs_create_file("checksum", 0400, md->debugfs, md, &migdev_dbg_fops);
 	debugfs_create_file("state", 0400, md->debugfs, md, &migdev_dbg_state_fops);
 	debugfs_create_u32("pinned", 0400, md->debugfs, &md->npinned);
+	debugfs_create_u32("logged", 0400, md->debugfs, &md->nlog);
 	debugfs_create_u64("saved", 0400, md->debugfs, &md->saved);
 	return 0;
 }
@@ -1264,6 +1409,9 @@ static int __init migdev_init(void)
 	atomic_set(&migdev_parent.avail, MIGDEV_MAX_DEVICES);
 	migdev_parent.type.sysfs_name = "1";
 	migdev_parent.type.pretty_name = "migdev: migratable DMA sample";
+	migdev_parent.precise_type.sysfs_name = "precise";
+	migdev_parent.precise_type.pretty_name =
+		"migdev: migratable DMA sample that reports its writes";
 
 	/* before any device exists: each has a directory in it */
 	migdev_parent.debugfs = debugfs_create_dir(MIGDEV_NAME, NULL);

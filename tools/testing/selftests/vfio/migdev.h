@@ -12,6 +12,7 @@
 #include "vfio_util.h"
 
 #define MIGDEV_TYPE		"migdev-1"
+#define MIGDEV_PRECISE_TYPE	"migdev-precise"	/* reports its writes */
 #define MIGDEV_DEBUGFS		"/sys/kernel/debug/migdev"
 #define MIGDEV_STATE_BYTES	(4096 + 64 * 4096)
 
@@ -39,7 +40,7 @@
 #define MIGDEV_BAR0_BYTES	4096
 #define MIGDEV_DATA_BYTES	(64 * 1024)
 
-enum { CMD_WRITE_PIN = 1, CMD_WRITE_RW, CMD_PIN, CMD_UNPIN };
+enum { CMD_WRITE_PIN = 1, CMD_WRITE_RW, CMD_PIN, CMD_UNPIN, CMD_WRITE_KEPT };
 
 struct migdev {
 	char uuid[256];
@@ -55,10 +56,13 @@ struct migdev {
 };
 
 /*
- * Open instance @nth of migdev in a new type1 v2 container; 0, or -errno
+ * Open instance @nth of mdev type @type ("migdev-1" or "migdev-precise"):
+ * in a new type1 v2 container when @container is negative, else in
+ * @container (md->container is then a duplicate of it); 0, or -errno
  * (-ENODEV when there is no such instance).
  */
-static inline int migdev_open(struct migdev *md, int nth)
+static inline int migdev_open_type(struct migdev *md, const char *type,
+				   int nth, int container)
 {
 	struct vfio_device_info info = { .argsz = sizeof(info) };
 	char buf[4096];
@@ -69,11 +73,17 @@ static inline int migdev_open(struct migdev *md, int nth)
 	md->fd = -1;
 	md->group = -1;
 	md->container = -1;
-	id = vfio_find_mdev_group(MIGDEV_TYPE, nth, md->uuid, sizeof(md->uuid));
+	id = vfio_find_mdev_group(type, nth, md->uuid, sizeof(md->uuid));
 	if (id < 0)
 		return -ENODEV;
-	ret = vfio_open_container(id, VFIO_TYPE1v2_IOMMU, &md->container,
-				  &md->group);
+	if (container < 0) {
+		ret = vfio_open_container(id, VFIO_TYPE1v2_IOMMU,
+					  &md->container, &md->group);
+	} else {
+		md->container = dup(container);
+		ret = md->container < 0 ? -errno :
+		      vfio_add_group(container, id, &md->group);
+	}
 	if (ret)
 		return ret;
 	md->fd = ioctl(md->group, VFIO_GROUP_GET_DEVICE_FD, md->uuid);
@@ -116,6 +126,12 @@ static inline int migdev_open(struct migdev *md, int nth)
 		}
 	}
 	return md->mig_size ? 0 : -ENOENT;
+}
+
+/* Open instance @nth of migdev-1 in a new type1 v2 container. */
+static inline int migdev_open(struct migdev *md, int nth)
+{
+	return migdev_open_type(md, MIGDEV_TYPE, nth, -1);
 }
 
 static inline void migdev_close(struct migdev *md)
@@ -257,12 +273,18 @@ static inline int migdev_state(struct migdev *md, void *buf)
 	return got == MIGDEV_STATE_BYTES ? 0 : -EIO;
 }
 
-static inline long migdev_pinned(struct migdev *md)
+/* A number in a debugfs file of the instance ("pinned", "logged"). */
+static inline long migdev_read(struct migdev *md, const char *file)
 {
 	char path[512];
 
-	snprintf(path, sizeof(path), MIGDEV_DEBUGFS "/%s/pinned", md->uuid);
+	snprintf(path, sizeof(path), MIGDEV_DEBUGFS "/%s/%s", md->uuid, file);
 	return sysfs_read_long(path);
+}
+
+static inline long migdev_pinned(struct migdev *md)
+{
+	return migdev_read(md, "pinned");
 }
 
 /* Byte @pos of a DMA transfer seeded @seed: u32 word k is seed + k. */

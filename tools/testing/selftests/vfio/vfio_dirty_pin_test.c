@@ -780,7 +780,190 @@ TEST_F(pin, tracking_memory_charged_to_owner)
  * to 0.  The mapping is the last GiB; memory behind it is reserved, not
  * committed.
  */
-#define TOP_SIZE	0x40000000ULL	/* 1 GiB */
+#define TOP_SIZE	0x40000000ULL	/*
+ * A device of migdev-precise (it reports what it writes) and one of
+ * migdev-1 (it does not) in one container, over the pin fixture's
+ * mapping: pages the precise device pins are dirty only when it wrote
+ * them, pages the other one pins are dirty at every report.
+ */
+FIXTURE(precise) {
+	struct migdev md;	/* migdev-precise */
+	struct migdev plain;	/* migdev-1 */
+	uint8_t *buf;
+	uint64_t bitmap[WORDS];
+	uint64_t want[WORDS];
+};
+
+FIXTURE_SETUP(precise)
+{
+	int ret = migdev_open_type(&self->md, MIGDEV_PRECISE_TYPE, 2, -1);
+
+	self->plain.fd = self->plain.group = self->plain.container = -1;
+	self->buf = MAP_FAILED;
+	if (ret == -ENODEV)
+		VFIO_SKIP_OR_FAIL("migdev", return,
+				  "needs a third " MIGDEV_PRECISE_TYPE " mdev");
+	ASSERT_EQ(0, ret);
+	ret = migdev_open_type(&self->plain, MIGDEV_TYPE, 2, self->md.container);
+	if (ret == -ENODEV)
+		VFIO_SKIP_OR_FAIL("migdev", return, "needs a third " MIGDEV_TYPE " mdev");
+	ASSERT_EQ(0, ret);
+	self->buf = mmap(NULL, SIZE, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, self->buf);
+	memset(self->buf, 0, SIZE);
+	memset(self->want, 0, sizeof(self->want));
+	ASSERT_EQ(0, vfio_map(self->md.container, IOVA, self->buf, SIZE));
+	ASSERT_EQ(0, vfio_dirty(self->md.container,
+				VFIO_IOMMU_DIRTY_PAGES_FLAG_START));
+}
+
+FIXTURE_TEARDOWN(precise)
+{
+	migdev_close(&self->plain);
+	migdev_close(&self->md);
+	if (self->buf != MAP_FAILED)
+		munmap(self->buf, SIZE);
+}
+
+static int dma(struct migdev *md, const char *cmd, uint64_t page, uint64_t off,
+	       uint64_t len, uint32_t seed)
+{
+	return migdev_ctl(md, "dma", "%s 0x%llx %llu %u", cmd,
+			  (unsigned long long)(IOVA + page * PAGE_4K + off),
+			  (unsigned long long)len, seed);
+}
+
+/*
+ * The precise device keeps 8 pages pinned: none is reported until the
+ * device writes one.  Its write into pages 22-23 waits in the driver's
+ * log; GET_BITMAP asks the driver first, so the very next report has
+ * exactly those two pages, and the one after it nothing.
+ */
+TEST_F(precise, kept_write_reported_once)
+{
+	ASSERT_EQ(0, dma(&self->md, "keep", 20, 0, 8 * PAGE_4K, 0));
+	EXPECT_EQ(8, migdev_pinned(&self->md));
+	EXPECT_REPORT();
+	EXPECT_REPORT();
+
+	ASSERT_EQ(0, dma(&self->md, "kept", 22, 100, PAGE_4K, 5));
+	EXPECT_TRUE(memory_is(self->buf, 22 * PAGE_4K + 100, PAGE_4K, 5));
+	EXPECT_EQ(1, migdev_read(&self->md, "logged"));
+	want_pages(self->want, 22, 2);
+	EXPECT_REPORT();
+	EXPECT_EQ(0, migdev_read(&self->md, "logged"));
+	EXPECT_REPORT();
+	EXPECT_EQ(8, migdev_pinned(&self->md));
+
+	/* a write that reaches past the working set: refused, nothing written */
+	EXPECT_EQ(-EFAULT, dma(&self->md, "kept", 27, 8, PAGE_4K, 6));
+	EXPECT_EQ(0, self->buf[27 * PAGE_4K + 8]);
+	EXPECT_REPORT();
+
+	/* released: nothing more to report, the writes were */
+	ASSERT_EQ(0, dma(&self->md, "release", 0, 0, 0, 0));
+	EXPECT_REPORT();
+}
+
+/*
+ * Seventeen writes: the log holds sixteen, so the driver reports them from
+ * its work item, without being asked, and the last one when asked.
+ */
+TEST_F(precise, full_log_reports_by_itself)
+{
+	int i;
+
+	ASSERT_EQ(0, dma(&self->md, "keep", 100, 0, 17 * PAGE_4K, 0));
+	for (i = 0; i < 17; i++)
+		ASSERT_EQ(0, dma(&self->md, "kept", 100 + i, 8 * i, 8, i));
+	EXPECT_EQ(1, migdev_read(&self->md, "logged"));
+	want_pages(self->want, 100, 17);
+	EXPECT_REPORT();
+	EXPECT_REPORT();
+}
+
+/* Pin, write, unpin and vfio_dma_rw(): reported once, as on migdev-1. */
+TEST_F(precise, transient_writes_reported_once)
+{
+	ASSERT_EQ(0, dma(&self->md, "pin", 10, 8, 4100, 34));
+	EXPECT_TRUE(memory_is(self->buf, 10 * PAGE_4K + 8, 4100, 34));
+	ASSERT_EQ(0, dma(&self->md, "rw", 30, PAGE_4K - 3, 6, 17));
+	EXPECT_TRUE(memory_is(self->buf, 31 * PAGE_4K - 3, 6, 17));
+	EXPECT_EQ(0, migdev_pinned(&self->md));
+	want_pages(self->want, 10, 2);
+	want_pages(self->want, 30, 2);
+	EXPECT_REPORT();
+	EXPECT_REPORT();
+}
+
+/*
+ * Both rules in one container, pin by pin: the plain device's pages are
+ * dirty at every report, the precise device's only when written.  A page
+ * both keep pinned stays dirty until the plain device lets it go, is
+ * reported once more for that unpin, and is clean after.
+ */
+TEST_F(precise, mixed_container_keeps_both_rules)
+{
+	ASSERT_EQ(0, dma(&self->md, "keep", 20, 0, 8 * PAGE_4K, 0));
+	ASSERT_EQ(0, dma(&self->plain, "keep", 40, 0, 2 * PAGE_4K, 0));
+	ASSERT_EQ(0, dma(&self->md, "keep", 60, 0, PAGE_4K, 0));
+	ASSERT_EQ(0, dma(&self->plain, "keep", 60, 0, PAGE_4K, 0));
+	want_pages(self->want, 40, 2);
+	want_pages(self->want, 60, 1);
+	EXPECT_REPORT();
+	want_pages(self->want, 40, 2);
+	want_pages(self->want, 60, 1);
+	EXPECT_REPORT();
+
+	ASSERT_EQ(0, dma(&self->md, "kept", 25, 0, 16, 9));
+	ASSERT_EQ(0, dma(&self->plain, "kept", 41, 0, 16, 10));
+	EXPECT_TRUE(memory_is(self->buf, 25 * PAGE_4K, 16, 9));
+	EXPECT_TRUE(memory_is(self->buf, 41 * PAGE_4K, 16, 10));
+	want_pages(self->want, 25, 1);
+	want_pages(self->want, 40, 2);
+	want_pages(self->want, 60, 1);
+	EXPECT_REPORT();
+
+	ASSERT_EQ(0, dma(&self->plain, "release", 0, 0, 0, 0));
+	want_pages(self->want, 40, 2);
+	want_pages(self->want, 60, 1);
+	EXPECT_REPORT();
+	EXPECT_REPORT();
+	EXPECT_EQ(9, migdev_pinned(&self->md));
+	ASSERT_EQ(0, dma(&self->md, "kept", 60, 4, 4, 11));
+	want_pages(self->want, 60, 1);
+	EXPECT_REPORT();
+}
+
+/*
+ * The guest's path: a BAR0 command writes into the working set, and an
+ * UNMAP_DMA of the mapping with a dirty bitmap carries what it wrote and
+ * nothing else (the driver reports its log when asked and before it
+ * unpins).
+ */
+TEST_F(precise, unmap_bitmap_carries_logged_write)
+{
+	uint32_t count;
+
+	ASSERT_EQ(0, dma(&self->md, "keep", 192, 0, 4 * PAGE_4K, 0));
+	count = bar0_read32(&self->md, REG_DMA_COUNT);
+	ASSERT_EQ(0, bar0_dma(&self->md, CMD_WRITE_KEPT,
+			      IOVA + 193 * PAGE_4K + 4000, 200, 21));
+	ASSERT_TRUE(bar0_poll(&self->md, count, 0));
+	EXPECT_EQ(0, bar0_read32(&self->md, REG_DMA_STATUS));
+	EXPECT_TRUE(memory_is(self->buf, 193 * PAGE_4K + 4000, 200, 21));
+	EXPECT_EQ(1, migdev_read(&self->md, "logged"));
+
+	memset(self->bitmap, 0, sizeof(self->bitmap));
+	ASSERT_EQ(0, vfio_unmap_bitmap(self->md.container, IOVA, SIZE, PAGE_4K,
+				       self->bitmap, sizeof(self->bitmap), NULL));
+	EXPECT_EQ(0, migdev_pinned(&self->md));
+	want_pages(self->want, 193, 2);
+	EXPECT_EQ(0, memcmp(self->want, self->bitmap, sizeof(self->want)));
+}
+
+/* 1 GiB */
 #define TOP_IOVA	(0ULL - TOP_SIZE)
 #define TOP_PAGES	(TOP_SIZE / PAGE_4K)
 

@@ -11,7 +11,7 @@
 #include "../kselftest_harness.h"
 #include "migdev.h"
 
-#define TYPES	"/sys/class/mdev_bus/migdev/mdev_supported_types/" MIGDEV_TYPE
+#define TYPES	"/sys/class/mdev_bus/migdev/mdev_supported_types/"
 #define MAX_UUIDS	8
 
 static int load(const char *ko)
@@ -30,9 +30,12 @@ static int unload(void)
 	return syscall(__NR_delete_module, "migdev", O_NONBLOCK) ? -errno : 0;
 }
 
-static int create_instance(const char *uuid)
+static int create_instance(const char *type, const char *uuid)
 {
-	return sysfs_write(TYPES "/create", uuid);
+	char path[256];
+
+	snprintf(path, sizeof(path), TYPES "%s/create", type);
+	return sysfs_write(path, uuid);
 }
 
 static int remove_instance(const char *uuid)
@@ -51,13 +54,13 @@ static bool exists(const char *fmt, const char *arg)
 	return !access(path, F_OK);
 }
 
-/* The names of the migdev instances there are now; how many. */
-static int instances(char uuids[][64])
+/* The names of the instances of @type there are now; how many. */
+static int instances(const char *type, char uuids[][64])
 {
 	int n;
 
 	for (n = 0; n < MAX_UUIDS; n++)
-		if (vfio_find_mdev_group(MIGDEV_TYPE, n, uuids[n], 64) < 0)
+		if (vfio_find_mdev_group(type, n, uuids[n], 64) < 0)
 			break;
 	return n;
 }
@@ -69,9 +72,9 @@ TEST(load_use_unload)
 		"6a0a2a3e-0000-4000-8000-00000000c002",
 		"6a0a2a3e-0000-4000-8000-00000000c003",
 	};
-	char before[MAX_UUIDS][64], buf[64];
+	char before[MAX_UUIDS][64], precise[MAX_UUIDS][64], buf[64];
 	const char *ko = getenv("MIGDEV_KO");
-	int i, j, n, fd;
+	int i, j, n, np, fd;
 	struct migdev md;
 
 	if (!exists("/sys/module/%s/refcnt", "migdev"))
@@ -79,7 +82,8 @@ TEST(load_use_unload)
 				  "migdev is not a loaded module (CONFIG_SAMPLE_VFIO_MDEV_MIGDEV=m)");
 	if (!ko || access(ko, R_OK))
 		VFIO_SKIP_OR_FAIL("migdev-module", return, "no module file: set MIGDEV_KO");
-	n = instances(before);
+	n = instances(MIGDEV_TYPE, before);
+	np = instances(MIGDEV_PRECISE_TYPE, precise);
 
 	for (i = 0; i < 3; i++) {
 		/* out with the instances still there: they go with it */
@@ -94,7 +98,7 @@ TEST(load_use_unload)
 		EXPECT_EQ(-EEXIST, load(ko));
 		EXPECT_TRUE(exists("%s", MIGDEV_DEBUGFS));
 		for (j = 0; j < 3; j++) {
-			ASSERT_EQ(0, create_instance(ours[j]));
+			ASSERT_EQ(0, create_instance(MIGDEV_TYPE, ours[j]));
 			EXPECT_TRUE(exists(MIGDEV_DEBUGFS "/%s/state", ours[j]));
 		}
 		/* one used, and open while the module is asked to go */
@@ -112,13 +116,15 @@ TEST(load_use_unload)
 	ASSERT_EQ(0, unload());
 	ASSERT_EQ(0, load(ko));
 	for (j = 0; j < n; j++)
-		EXPECT_EQ(0, create_instance(before[j]));
-	fd = open(TYPES "/available_instances", O_RDONLY);
+		EXPECT_EQ(0, create_instance(MIGDEV_TYPE, before[j]));
+	for (j = 0; j < np; j++)
+		EXPECT_EQ(0, create_instance(MIGDEV_PRECISE_TYPE, precise[j]));
+	fd = open(TYPES MIGDEV_TYPE "/available_instances", O_RDONLY);
 	ASSERT_GE(fd, 0);
 	memset(buf, 0, sizeof(buf));
 	ASSERT_LT(0, read(fd, buf, sizeof(buf) - 1));
 	close(fd);
-	EXPECT_EQ(8 - n, atoi(buf));
+	EXPECT_EQ(8 - n - np, atoi(buf));
 }
 
 TEST_HARNESS_MAIN
