@@ -2,16 +2,24 @@
 """End-to-end live migration by Debian's QEMU 7.2, inside the test VM.
 
 Two QEMU instances (TCG), each with one migdev mdev through vfio-pci with
-x-enable-migration=on: the source runs (its firmware finds nothing to boot
-and idles), the destination waits with -incoming.  During pre-copy the
-device writes guest memory through both DMA paths of the driver (pin + kmap,
-and vfio_dma_rw) and keeps a working set pinned; after the switchover the
-destination's memory must hold exactly what the device wrote and its device
-state must equal the source's.  First, one migration is cancelled: the
-source device must keep running and the next attempt must succeed.
+x-enable-migration=on: the source runs a bare-metal guest that keeps
+writing one page (e2e-guest.c: pre-copy does not end while the test drives
+the device), the destination waits with -incoming.  During pre-copy the
+device keeps a working set of 256 pages pinned and, in each round, writes
+guest memory through both DMA paths of the driver (pin + kmap, and
+vfio_dma_rw) and into three pages of the working set; after the switchover
+the destination's memory must hold exactly what the device wrote and its
+device state must equal the source's.  First, one migration is cancelled:
+the source device must keep running and the next attempt must succeed.
+
+This runs with each mdev type: migdev-1, whose pinned pages type1 counts
+as dirty at every report, and migdev-precise, which reports what its device
+writes.  Per pre-copy round it prints the pages the kernel reported (the
+tracepoint vfio_iommu_type1_dirty_report) and the pages QEMU sent, then the
+two types side by side.
 
 Prints progress for a person and TAP for the test runner (--tap FILE).
-usage: e2e-migration.py [--runs N] [--tap FILE] [--keep-dir DIR]
+usage: e2e-migration.py --guest ELF [--runs N] [--tap FILE] [--types T,...]
 """
 import argparse
 import json
@@ -21,13 +29,19 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 QEMU = "qemu-system-x86_64"
-MDEV_TYPE = "migdev-1"
+MDEV_TYPES = ("migdev-1", "migdev-precise")
 DEBUGFS = "/sys/kernel/debug/migdev"
 GUEST_MB = 64
 DMA_BASE = 0x2000000            # 32 MiB: above anything the firmware uses
+WS_BASE = DMA_BASE + 0x1000000  # the pinned working set
+WS_PAGES = 256
+ROUNDS = 6
+KEPT_PER_ROUND = 3              # pages of the working set written per round
+TRACE_EVENT = "vfio_iommu_type1/vfio_iommu_type1_dirty_report"
 
 
 class Fail(Exception):
@@ -38,13 +52,68 @@ def log(msg):
     print(msg, flush=True)
 
 
-def mdevs():
+def mdevs(mdev_type):
     bus = "/sys/bus/mdev/devices"
     out = []
     for name in sorted(os.listdir(bus)):
-        if os.path.basename(os.readlink(f"{bus}/{name}/mdev_type")) == MDEV_TYPE:
+        if os.path.basename(os.readlink(f"{bus}/{name}/mdev_type")) == mdev_type:
             out.append(name)
     return out
+
+
+class Trace:
+    """The kernel's dirty reports, from the tracepoint, drained per round."""
+    EVENT = re.compile(r"vfio_iommu_type1_dirty_report: (get|unmap) .* dirty=(\d+)")
+
+    def __init__(self):
+        self.root = None
+        for root in ("/sys/kernel/tracing", "/sys/kernel/debug/tracing"):
+            if not os.path.exists(f"{root}/events") and root == "/sys/kernel/tracing":
+                subprocess.run(["mount", "-t", "tracefs", "nodev", root],
+                               stderr=subprocess.DEVNULL)
+            if os.path.exists(f"{root}/events/{TRACE_EVENT}/enable"):
+                self.root = root
+                break
+        if not self.root:
+            raise Fail(f"no tracepoint {TRACE_EVENT} in this kernel")
+        self._write("trace", "")
+        self._write(f"events/{TRACE_EVENT}/enable", "1")
+        self.pipe = os.open(f"{self.root}/trace_pipe", os.O_RDONLY | os.O_NONBLOCK)
+        self.partial = ""
+
+    def _write(self, name, text):
+        with open(f"{self.root}/{name}", "w") as f:
+            f.write(text)
+
+    def drain(self):
+        """(GET_BITMAP calls, pages they reported, unmaps with a bitmap, pages)"""
+        data = self.partial
+        while True:
+            try:
+                chunk = os.read(self.pipe, 65536)
+            except BlockingIOError:
+                break
+            if not chunk:
+                break
+            data += chunk.decode(errors="replace")
+        lines = data.split("\n")
+        self.partial = lines.pop()
+        gets = got = unmaps = unmapped = 0
+        for line in lines:
+            m = self.EVENT.search(line)
+            if not m:
+                continue
+            if m.group(1) == "get":
+                gets += 1
+                got += int(m.group(2))
+            else:
+                unmaps += 1
+                unmapped += int(m.group(2))
+        return gets, got, unmaps, unmapped
+
+    def close(self):
+        self._write(f"events/{TRACE_EVENT}/enable", "0")
+        os.close(self.pipe)
 
 
 class Qmp:
@@ -88,6 +157,9 @@ class Qmp:
         self.sock.close()
 
 
+GUEST = None                    # the multiboot ELF the VM runs (--guest)
+
+
 class Vm:
     def __init__(self, name, uuid, workdir, incoming=None):
         self.name, self.uuid, self.workdir = name, uuid, workdir
@@ -95,7 +167,7 @@ class Vm:
         self.err_path = f"{workdir}/{name}.stderr"
         args = [QEMU, "-accel", "tcg", "-machine", "pc", "-m", str(GUEST_MB),
                 "-nodefaults", "-no-user-config", "-display", "none",
-                "-serial", "none", "-monitor", "none",
+                "-serial", "none", "-monitor", "none", "-kernel", GUEST,
                 "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
                 "-device", f"vfio-pci,sysfsdev=/sys/bus/mdev/devices/{uuid},"
                            "x-enable-migration=on,id=migdev0"]
@@ -133,8 +205,11 @@ class Vm:
 
 
 def ctl(uuid, what, text):
-    with open(f"{DEBUGFS}/{uuid}/{what}", "w") as f:
-        f.write(text)
+    try:
+        with open(f"{DEBUGFS}/{uuid}/{what}", "w") as f:
+            f.write(text)
+    except OSError as e:
+        raise OSError(e.errno, f"{what} '{text}': {e.strerror}") from e
 
 
 def device_state(uuid):
@@ -197,18 +272,60 @@ class Tap:
                     f.write(f"# {detail}\n")
 
 
-def run_once(tap, run, src_uuid, dst_uuid, workdir):
+class Stepper(threading.Thread):
+    """The device's internal state changes all the time, as a busy device's
+    does: its pre-copy data never runs out while this runs, so pre-copy
+    does not end however few pages the device's reports make QEMU send."""
+
+    def __init__(self, uuid):
+        super().__init__(daemon=True)
+        self.uuid, self.stop, self.error = uuid, threading.Event(), None
+
+    def run(self):
+        while not self.stop.wait(0.1):
+            try:
+                ctl(self.uuid, "step", "64")
+            except OSError as e:
+                self.error = e
+                return
+
+    def finish(self):
+        self.stop.set()
+        self.join()
+        if self.error:
+            raise self.error
+
+
+def pages(writes):
+    """The guest pages (4 KiB) the writes touched."""
+    return {p for addr, length, _ in writes
+            for p in range(addr >> 12, ((addr + length - 1) >> 12) + 1)}
+
+
+def kept_round(uuid, rnd, writes):
+    """Writes into KEPT_PER_ROUND pages of the working set, which stay pinned."""
+    for k in range(KEPT_PER_ROUND):
+        addr = WS_BASE + (rnd * KEPT_PER_ROUND + k) * 0x1000 + 0x100
+        seed = (rnd << 8) | (0x10 + k)
+        ctl(uuid, "dma", f"kept {addr:#x} 0x40 {seed:#x}")
+        writes.append((addr, 0x40, seed))
+
+
+def run_once(tap, run, mdev_type, src_uuid, dst_uuid, workdir, trace):
+    """One cancelled and one live migration; the per-round figures."""
     sock = f"{workdir}/migration.sock"
     vms = []
+    rounds = []
+    name = f"run {run}, {mdev_type}"
     try:
-        log(f"run {run}: source QEMU on mdev {src_uuid}, destination on {dst_uuid}")
+        log(f"{name}: source QEMU on mdev {src_uuid}, destination on {dst_uuid}")
         src = Vm("source", src_uuid, workdir)
         vms.append(src)
         dst = Vm("destination", dst_uuid, workdir, incoming=f"unix:{sock}")
         vms.append(dst)
-        tap.check(src.qmp.cmd("query-status")["running"], f"run {run}: source VM runs")
+        tap.check(src.qmp.cmd("query-status")["running"], f"{name}: source VM runs")
         info = src.qmp.cmd("query-migrate")
-        tap.check(not info.get("blocked"), f"run {run}: no migration blocker",
+        tap.check(not info.get("blocked"), f"{name}: no migration blocker",
                   ", ".join(info.get("blocked-reasons", [])))
 
         # 1. a migration that is cancelled
@@ -220,12 +337,12 @@ def run_once(tap, run, src_uuid, dst_uuid, workdir):
         src.qmp.cmd("migrate_cancel")
         wait_status(src, ("cancelled",), 60)
         dst.wait_exit(30)
-        tap.check(src.qmp.cmd("query-status")["running"], f"run {run}: cancel leaves the source VM running")
+        tap.check(src.qmp.cmd("query-status")["running"], f"{name}: cancel leaves the source VM running")
         try:
             ctl(src_uuid, "dma", f"rw {DMA_BASE:#x} 0x10 0x8")
-            tap.check(True, f"run {run}: cancel leaves the source device running (DMA works)")
+            tap.check(True, f"{name}: cancel leaves the source device running (DMA works)")
         except OSError as e:
-            tap.check(False, f"run {run}: cancel leaves the source device running (DMA works)", str(e))
+            tap.check(False, f"{name}: cancel leaves the source device running (DMA works)", str(e))
         dst.quit()
         vms.remove(dst)
 
@@ -234,29 +351,52 @@ def run_once(tap, run, src_uuid, dst_uuid, workdir):
         vms.append(dst)
         src.qmp.cmd("migrate-set-parameters", **{"max-bandwidth": 2 << 20,
                                                  "downtime-limit": 1})
+        ctl(src_uuid, "dma", f"keep {WS_BASE:#x} {WS_PAGES * 0x1000:#x} 0")
+        stepper = Stepper(src_uuid)
+        stepper.start()
         src.qmp.cmd("migrate", uri=f"unix:{sock}")
         wait_status(src, ("active",), 60)
         writes = []
-        ctl(src_uuid, "dma", f"keep {DMA_BASE + 0x1000000:#x} 0x2000 0")  # working set
-        normal = src.qmp.cmd("query-migrate").get("ram", {}).get("normal", 0)
-        for rnd in range(6):
+        time.sleep(0.5)
+        trace.drain()
+        ram = src.qmp.cmd("query-migrate").get("ram", {})
+        normal, syncs = ram.get("normal", 0), ram.get("dirty-sync-count", 0)
+        for rnd in range(ROUNDS):
+            before = len(writes)
             dma_round(src_uuid, rnd, writes)
-            time.sleep(0.5)
+            kept_round(src_uuid, rnd, writes)
+            time.sleep(1)
             info = src.qmp.cmd("query-migrate")
+            gets, got, _, _ = trace.drain()
             ram = info.get("ram", {})
-            # the guest CPU idles: the non-zero pages QEMU sends are the
-            # pages the kernel reported dirty (device writes, pinned pages)
-            log(f"  pre-copy {rnd + 1}, {info['status']}: device wrote 6 pages, keeps 2 "
-                f"pinned; QEMU sent {ram.get('normal', 0) - normal} pages the kernel "
-                f"reported dirty (pinned ones at every sync), "
-                f"{ram.get('dirty-sync-count', 0)} syncs so far")
-            normal = ram.get("normal", 0)
+            r = {"written": len(pages(writes[before:])),
+                 "syncs": ram.get("dirty-sync-count", 0) - syncs,
+                 "gets": gets, "reported": got, "sent": ram.get("normal", 0) - normal}
+            rounds.append(r)
+            # QEMU sends the pages the kernel reported and the guest's page
+            log(f"  pre-copy round {rnd + 1}, {info['status']}: the device wrote {r['written']} pages "
+                f"({KEPT_PER_ROUND} of the {WS_PAGES} it keeps pinned); {r['syncs']} dirty syncs, "
+                f"kernel reported {r['reported']} pages in {gets} GET_BITMAPs, QEMU sent {r['sent']}")
+            normal, syncs = ram.get("normal", 0), ram.get("dirty-sync-count", 0)
         still_precopy = info["status"] == "active"
-        tap.check(still_precopy, f"run {run}: the device wrote during pre-copy")
+        tap.check(still_precopy, f"{name}: the device wrote during pre-copy")
+        reported = sum(r["reported"] for r in rounds)
+        written = sum(r["written"] for r in rounds)
+        if mdev_type == "migdev-precise":
+            tap.check(reported == written,
+                      f"{name}: the kernel reported each page the device wrote once, "
+                      f"and no other ({reported} reported, {written} written)")
+        else:
+            want = sum(r["syncs"] for r in rounds) * WS_PAGES
+            tap.check(reported >= want,
+                      f"{name}: the kernel reported the pinned working set at every sync "
+                      f"({reported} reported, >= {want})")
+        stepper.finish()
         ctl(src_uuid, "dma", "release 0 0 0")
         src.qmp.cmd("migrate-set-parameters", **{"max-bandwidth": 1 << 30,
                                                  "downtime-limit": 300})
-        log("  device stops writing, working set released: letting pre-copy converge")
+        log("  device stops writing and changing, working set released: "
+            "letting pre-copy converge")
         info = wait_status(src, ("completed",), 120)
         ram = info.get("ram", {})
         log(f"  completed: total {info.get('total-time')} ms, downtime {info.get('downtime')} ms, "
@@ -265,7 +405,7 @@ def run_once(tap, run, src_uuid, dst_uuid, workdir):
         with open(f"{DEBUGFS}/{src_uuid}/saved") as f:
             log(f"  device state sent by the source device: {int(f.read())} bytes")
         wait_status(dst, ("completed",), 60)
-        tap.check(dst.qmp.cmd("query-status")["running"], f"run {run}: destination VM runs")
+        tap.check(dst.qmp.cmd("query-status")["running"], f"{name}: destination VM runs")
 
         bad = 0
         for addr, length, seed in writes:
@@ -276,35 +416,64 @@ def run_once(tap, run, src_uuid, dst_uuid, workdir):
             if d[16:16 + length] != want or d != s:
                 bad += 1
                 log(f"  MISMATCH at {addr:#x}+{length:#x} (seed {seed:#x})")
-        tap.check(not bad, f"run {run}: destination memory holds what the device wrote, byte for byte",
+        tap.check(not bad, f"{name}: destination memory holds what the device wrote, byte for byte",
                   f"{bad} of {len(writes)} ranges differ")
         a, b = device_state(src_uuid), device_state(dst_uuid)
-        tap.check(a == b, f"run {run}: destination device state equals the source's "
+        tap.check(a == b, f"{name}: destination device state equals the source's "
                   f"({len(a)} bytes)")
         for vm in vms:
             errs = [l for l in vm.stderr().splitlines() if l.strip()]
-            tap.check(not errs, f"run {run}: {vm.name} QEMU printed no error", " | ".join(errs[:5]))
+            tap.check(not errs, f"{name}: {vm.name} QEMU printed no error", " | ".join(errs[:5]))
     except (Fail, OSError, KeyError, json.JSONDecodeError) as e:
-        tap.check(False, f"run {run}: migration", str(e))
+        tap.check(False, f"{name}: migration", str(e))
         for vm in vms:
             log(f"--- {vm.name} QEMU stderr:\n{vm.stderr()}")
     finally:
         for vm in vms:
             vm.quit()
+    return rounds
+
+
+def compare(results):
+    """The types side by side, round by round."""
+    types = list(results)
+    if len(types) < 2 or not all(results[t] for t in types):
+        return
+    log("")
+    log(f"pages per pre-copy round, the same device workload: the device wrote "
+        f"{results[types[0]][0]['written']} pages a round, {KEPT_PER_ROUND} of them "
+        f"among the {WS_PAGES} it keeps pinned")
+    head = "round | " + " | ".join(f"{t}: syncs, kernel reported, QEMU sent" for t in types)
+    log(head)
+    for i in range(min(len(results[t]) for t in types)):
+        cells = [f"{results[t][i]['syncs']:5d} {results[t][i]['reported']:8d} {results[t][i]['sent']:8d}"
+                 for t in types]
+        log(f"{i + 1:5d} | " + " | ".join(f"{c:>{len(t) + 33}}" for c, t in zip(cells, types)))
+    for t in types:
+        rep = [r["reported"] for r in results[t]]
+        sent = [r["sent"] for r in results[t]]
+        log(f"{t}: kernel reported {sum(rep)} pages in {len(rep)} rounds {rep}, QEMU sent {sum(sent)} {sent}")
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=1)
     ap.add_argument("--tap")
+    ap.add_argument("--types", default=",".join(MDEV_TYPES))
+    ap.add_argument("--guest", required=True)
     args = ap.parse_args()
+    global GUEST
+    GUEST = args.guest
+    types = args.types.split(",")
     tap = Tap()
-    devs = mdevs()
-    if len(devs) < 2:
+    devs = {t: mdevs(t) for t in types}
+    short = [t for t in types if len(devs[t]) < 2]
+    if short:
         # a runner that set the devices up lists them in VFIO_SELFTEST_REQUIRE
         # (as for the kselftests): then a missing device is a failure
         required = "migdev" in re.split(r"[ ,]+", os.environ.get("VFIO_SELFTEST_REQUIRE", ""))
-        why = f"needs two {MDEV_TYPE} mdevs, found {len(devs)}"
+        why = "needs two mdevs of each type, found " + ", ".join(
+            f"{len(devs[t])} {t}" for t in types)
         if required:
             why = f"required by VFIO_SELFTEST_REQUIRE, but {why}"
         if args.tap:
@@ -313,14 +482,24 @@ def main():
                         (f"not ok 1 e2e #  {why}\n" if required else f"ok 1 e2e # SKIP {why}\n"))
         log(("FAIL: " if required else "SKIP: ") + why)
         return 1 if required else 0
-    with tempfile.TemporaryDirectory(prefix="e2e.") as workdir:
-        for run in range(1, args.runs + 1):
-            run_once(tap, run, devs[0], devs[1], workdir)
+    try:
+        trace = Trace()
+    except (Fail, OSError) as e:
+        tap.check(False, "the kernel's dirty reports can be traced", str(e))
+        trace = None
+    if trace:
+        with tempfile.TemporaryDirectory(prefix="e2e.") as workdir:
+            for run in range(1, args.runs + 1):
+                results = {}
+                for t in types:
+                    results[t] = run_once(tap, run, t, devs[t][0], devs[t][1], workdir, trace)
+                compare(results)
+        trace.close()
     if args.tap:
         tap.write(args.tap)
     failed = sum(1 for ok, _, _ in tap.results if not ok)
     log(f"verdict: {'PASS' if not failed else 'FAIL'}: {len(tap.results) - failed} checks passed, "
-        f"{failed} failed, {args.runs} migration run(s)")
+        f"{failed} failed, {args.runs} migration run(s) of each type")
     return 1 if failed else 0
 
 

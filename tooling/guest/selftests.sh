@@ -27,7 +27,7 @@ done
 
 # End to end: live migration by QEMU 7.2 with the migdev sample device
 echo "== e2e-migration"
-timeout 900 python3 "$(dirname "$0")/e2e-migration.py" --runs "${E2E_RUNS:-1}" \
+timeout 900 python3 "$(dirname "$0")/e2e-migration.py" --runs "${E2E_RUNS:-1}" --guest "$ksft/e2e-guest.elf" \
 	--tap "$out/e2e-migration.tap" > "$out/e2e-migration.log" 2>&1
 echo $? > "$out/e2e-migration.exit"
 cat "$out/e2e-migration.log"
