@@ -16,28 +16,21 @@
  * the report, read back from it only while the event is enabled.
  */
 TRACE_EVENT(vfio_iommu_type1_dirty_report,
-	TP_PROTO(bool unmap, u64 iova, u64 size, u64 pgsize, u64 dirty),
-	TP_ARGS(unmap, iova, size, pgsize, dirty),
-
-	TP_STRUCT__entry(
-		__field(bool, unmap)
-		__field(u64, iova)
-		__field(u64, size)
-		__field(u64, pgsize)
-		__field(u64, dirty)
-	),
-
-	TP_fast_assign(
-		__entry->unmap = unmap;
-		__entry->iova = iova;
-		__entry->size = size;
-		__entry->pgsize = pgsize;
-		__entry->dirty = dirty;
-	),
-
-	TP_printk("%s iova=0x%llx size=0x%llx pgsize=0x%llx dirty=%llu",
-		  __entry->unmap ? "unmap" : "get", __entry->iova,
-		  __entry->size, __entry->pgsize, __entry->dirty)
+	    TP_PROTO(bool unmap, u64 iova, u64 size, u64 pgsize, u64 dirty),
+	    TP_ARGS(unmap, iova, size, pgsize, dirty),
+	    TP_STRUCT__entry(__field(bool, unmap)
+			     __field(u64, iova)
+			     __field(u64, size)
+			     __field(u64, pgsize)
+			     __field(u64, dirty)),
+	    TP_fast_assign(__entry->unmap = unmap;
+			   __entry->iova = iova;
+			   __entry->size = size;
+			   __entry->pgsize = pgsize;
+			   __entry->dirty = dirty;),
+	    TP_printk("%s iova=0x%llx size=0x%llx pgsize=0x%llx dirty=%llu",
+		      __entry->unmap ? "unmap" : "get", __entry->iova,
+		      __entry->size, __entry->pgsize, __entry->dirty)
 );
 
 #endif /* _TRACE_VFIO_IOMMU_TYPE1_H */

@@ -282,7 +282,9 @@ class Stepper(threading.Thread):
         self.uuid, self.stop, self.error = uuid, threading.Event(), None
 
     def run(self):
-        while not self.stop.wait(0.1):
+        # all 64 blocks every 50 ms: 256 KiB, which takes QEMU 250 ms
+        # to send at the 1 MiB/s of pre-copy below
+        while not self.stop.wait(0.05):
             try:
                 ctl(self.uuid, "step", "64")
             except OSError as e:
@@ -349,7 +351,7 @@ def run_once(tap, run, mdev_type, src_uuid, dst_uuid, workdir, trace):
         # 2. the real one, with DMA during pre-copy
         dst = Vm("destination", dst_uuid, workdir, incoming=f"unix:{sock}")
         vms.append(dst)
-        src.qmp.cmd("migrate-set-parameters", **{"max-bandwidth": 2 << 20,
+        src.qmp.cmd("migrate-set-parameters", **{"max-bandwidth": 1 << 20,
                                                  "downtime-limit": 1})
         ctl(src_uuid, "dma", f"keep {WS_BASE:#x} {WS_PAGES * 0x1000:#x} 0")
         stepper = Stepper(src_uuid)

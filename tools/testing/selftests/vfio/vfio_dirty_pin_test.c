@@ -775,12 +775,6 @@ TEST_F(pin, tracking_memory_charged_to_owner)
 }
 
 /*
- * Mappings at the top of the IOVA space: a range that ends at 2^64 must
- * be found by GET_BITMAP, UNMAP_DMA and MAP_DMA, where iova + size wraps
- * to 0.  The mapping is the last GiB; memory behind it is reserved, not
- * committed.
- */
-#define TOP_SIZE	0x40000000ULL	/*
  * A device of migdev-precise (it reports what it writes) and one of
  * migdev-1 (it does not) in one container, over the pin fixture's
  * mapping: pages the precise device pins are dirty only when it wrote
@@ -798,7 +792,9 @@ FIXTURE_SETUP(precise)
 {
 	int ret = migdev_open_type(&self->md, MIGDEV_PRECISE_TYPE, 2, -1);
 
-	self->plain.fd = self->plain.group = self->plain.container = -1;
+	self->plain.fd = -1;
+	self->plain.group = -1;
+	self->plain.container = -1;
 	self->buf = MAP_FAILED;
 	if (ret == -ENODEV)
 		VFIO_SKIP_OR_FAIL("migdev", return,
@@ -963,7 +959,13 @@ TEST_F(precise, unmap_bitmap_carries_logged_write)
 	EXPECT_EQ(0, memcmp(self->want, self->bitmap, sizeof(self->want)));
 }
 
-/* 1 GiB */
+/*
+ * Mappings at the top of the IOVA space: a range that ends at 2^64 must
+ * be found by GET_BITMAP, UNMAP_DMA and MAP_DMA, where iova + size wraps
+ * to 0.  The mapping is the last GiB; memory behind it is reserved, not
+ * committed.
+ */
+#define TOP_SIZE	0x40000000ULL	/* 1 GiB */
 #define TOP_IOVA	(0ULL - TOP_SIZE)
 #define TOP_PAGES	(TOP_SIZE / PAGE_4K)
 
