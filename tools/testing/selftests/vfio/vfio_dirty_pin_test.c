@@ -18,6 +18,19 @@
 #define SIZE		(PAGES * PAGE_4K)
 #define WORDS		(PAGES / 64)
 
+/* SIZE bytes of zeroed memory mapped at IOVA in @container, tracked. */
+static uint8_t *map_tracked(struct __test_metadata *_metadata, int container)
+{
+	uint8_t *buf = mmap(NULL, SIZE, PROT_READ | PROT_WRITE,
+			    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	ASSERT_NE(MAP_FAILED, buf);
+	memset(buf, 0, SIZE);
+	ASSERT_EQ(0, vfio_map(container, IOVA, buf, SIZE));
+	ASSERT_EQ(0, vfio_dirty(container, VFIO_IOMMU_DIRTY_PAGES_FLAG_START));
+	return buf;
+}
+
 FIXTURE(pin) {
 	struct migdev md;
 	uint8_t *buf;
@@ -33,13 +46,7 @@ FIXTURE_SETUP(pin)
 	if (ret == -ENODEV)
 		VFIO_SKIP_OR_FAIL("migdev", return, "needs a third " MIGDEV_TYPE " mdev");
 	ASSERT_EQ(0, ret);
-	self->buf = mmap(NULL, SIZE, PROT_READ | PROT_WRITE,
-			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	ASSERT_NE(MAP_FAILED, self->buf);
-	memset(self->buf, 0, SIZE);
-	ASSERT_EQ(0, vfio_map(self->md.container, IOVA, self->buf, SIZE));
-	ASSERT_EQ(0, vfio_dirty(self->md.container,
-				VFIO_IOMMU_DIRTY_PAGES_FLAG_START));
+	self->buf = map_tracked(_metadata, self->md.container);
 }
 
 FIXTURE_TEARDOWN(pin)
@@ -804,14 +811,8 @@ FIXTURE_SETUP(precise)
 	if (ret == -ENODEV)
 		VFIO_SKIP_OR_FAIL("migdev", return, "needs a third " MIGDEV_TYPE " mdev");
 	ASSERT_EQ(0, ret);
-	self->buf = mmap(NULL, SIZE, PROT_READ | PROT_WRITE,
-			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	ASSERT_NE(MAP_FAILED, self->buf);
-	memset(self->buf, 0, SIZE);
 	memset(self->want, 0, sizeof(self->want));
-	ASSERT_EQ(0, vfio_map(self->md.container, IOVA, self->buf, SIZE));
-	ASSERT_EQ(0, vfio_dirty(self->md.container,
-				VFIO_IOMMU_DIRTY_PAGES_FLAG_START));
+	self->buf = map_tracked(_metadata, self->md.container);
 }
 
 FIXTURE_TEARDOWN(precise)
