@@ -130,6 +130,14 @@ def check(entries, base=None):
             die(f"patches/{p} is not listed in patches/series")
 
 
+def run_patch(tmp, diff, *opts):
+    """Apply (or with "-R", take back) @diff in directory @tmp; '' or patch's report."""
+    r = subprocess.run(["patch", "-p1", *opts, "-F0", "--batch",
+                        "--no-backup-if-mismatch", "-r", "-", "-d", tmp],
+                       input=diff, capture_output=True, text=True)
+    return f"{r.stdout}{r.stderr}" if r.returncode else ""
+
+
 def apply_edits(entries, base):
     """Return {path: bytes} for every base file the patches edit."""
     mine = ours(entries)
@@ -146,11 +154,9 @@ def apply_edits(entries, base):
             d = "".join(v for k, v in e.file_diffs().items() if k not in mine)
             if not d:
                 continue
-            r = subprocess.run(["patch", "-p1", "-F0", "-N", "--batch",
-                                "--no-backup-if-mismatch", "-r", "-", "-d", tmp],
-                               input=d, capture_output=True, text=True)
-            if r.returncode:
-                die(f"patches/{e.patch} does not apply:\n{r.stdout}{r.stderr}")
+            err = run_patch(tmp, d, "-N")
+            if err:
+                die(f"patches/{e.patch} does not apply:\n{err}")
         for t in touched:
             with open(os.path.join(tmp, t), "rb") as f:
                 out[t] = f.read()
@@ -222,12 +228,9 @@ def staged(entries):
                     d = later.file_diffs().get(a)
                     if not d:
                         continue
-                    r = subprocess.run(["patch", "-p1", "-R", "-F0", "--batch",
-                                        "--no-backup-if-mismatch", "-r", "-", "-d", tmp],
-                                       input=d, capture_output=True, text=True)
-                    if r.returncode:
-                        die(f"patches/{later.patch} does not take back from {a}:\n"
-                            f"{r.stdout}{r.stderr}")
+                    err = run_patch(tmp, d, "-R")
+                    if err:
+                        die(f"patches/{later.patch} does not take back from {a}:\n{err}")
                 with open(dst, "rb") as f:
                     out[(i, a)] = f.read()
     return out

@@ -306,7 +306,7 @@ static int migdev_log_write(struct migdev *md, u64 iova, u64 len)
 /* VFIO is about to build a dirty report: read the log out. */
 static int migdev_dirty_sync(struct vfio_device *vdev)
 {
-	struct migdev *md = container_of(vdev, struct migdev, vdev);
+	struct migdev *md = to_migdev(vdev);
 	int ret;
 
 	mutex_lock(&md->pin_lock);
