@@ -1,7 +1,7 @@
 # VFIO migration series: project verbs.  Run as root on Debian 12; the
 # first run installs what it needs and fills the cache
 # ($${XDG_CACHE_HOME:-~/.cache}/vfio-mig, override with VFIO_MIG_CACHE).
-.PHONY: help demo test bench build assemble vm edit refresh export clean-cache
+.PHONY: help demo test bench viommu build assemble vm edit refresh export clean-cache
 
 help:
 	@sed -n 's/^## //p' $(MAKEFILE_LIST)
@@ -17,6 +17,10 @@ test:
 ## make bench         benchmark, kernels without debug options: 6.12 vs the series (ARGS='-b 5 -r 11')
 bench:
 	@tooling/bench $(ARGS)
+
+## make viommu       vIOMMU live migration, 6.12's tracker vs the series (ARGS='-n 10000')
+viommu:
+	@tooling/viommu $(ARGS)
 
 ## make build         assemble the tree and build kernel, headers, kselftests
 build:

@@ -9,8 +9,11 @@ its diff of that file is in its patch file too, and the file as the earlier
 patch added it is the final form with the later diffs taken back.
 
   series.py check                      manifest and repository agree
-  series.py assemble BASE TREE         make TREE = BASE + series, touching
-                                       only files whose content changes
+  series.py assemble BASE TREE [N...]  make TREE = BASE + series, touching
+                                       only files whose content changes;
+                                       with patch numbers N, only those
+                                       patches, MAINTAINERS left as it is
+                                       (its hunks rest on the others')
   series.py commit  BASE GITTREE       commit the series on GITTREE's HEAD,
                                        one commit per entry
   series.py refresh GITTREE BASEREV    write GITTREE's commits BASEREV..HEAD
@@ -138,9 +141,9 @@ def run_patch(tmp, diff, *opts):
     return f"{r.stdout}{r.stderr}" if r.returncode else ""
 
 
-def apply_edits(entries, base):
-    """Return {path: bytes} for every base file the patches edit."""
-    mine = ours(entries)
+def apply_edits(entries, base, skip=()):
+    """Return {path: bytes} for every base file the patches edit but @skip."""
+    mine = ours(entries) | set(skip)
     touched = sorted({t for e in entries for t in e.touched()} - mine)
     out = {}
     with tempfile.TemporaryDirectory(prefix="vfio-mig-apply.") as tmp:
@@ -179,10 +182,21 @@ def put(path, data):
     return True
 
 
-def assemble(base, tree):
+def assemble(base, tree, *only):
     entries = parse()
     check(entries, base)
-    want = apply_edits(entries, base)
+    skip = ()
+    if only:
+        picked = [e for e in entries if e.patch[:4] in only]
+        if len(picked) != len(only):
+            die(f"no such patches among {' '.join(only)}")
+        for i, e in enumerate(entries):
+            for later in entries[i + 1:]:
+                if e in picked and set(e.adds) & set(later.touched()):
+                    die(f"{later.patch} edits a file {e.patch} adds: "
+                        "cannot assemble a subset with it")
+        entries, skip = picked, ("MAINTAINERS",)
+    want = apply_edits(entries, base, skip)
     for e in entries:
         for a in e.adds:
             with open(os.path.join(TOP, a), "rb") as f:

@@ -25,16 +25,15 @@ import argparse
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
-QEMU = "qemu-system-x86_64"
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from migrate import DEBUGFS, Fail, Stepper, Tap, Vm, ctl, log, mdevs, wait_status  # noqa: E402
+
 MDEV_TYPES = ("migdev-1", "migdev-precise")
-DEBUGFS = "/sys/kernel/debug/migdev"
 GUEST_MB = 64
 DMA_BASE = 0x2000000            # 32 MiB: above anything the firmware uses
 WS_BASE = DMA_BASE + 0x1000000  # the pinned working set
@@ -42,23 +41,7 @@ WS_PAGES = 256
 ROUNDS = 6
 KEPT_PER_ROUND = 3              # pages of the working set written per round
 TRACE_EVENT = "vfio_iommu_type1/vfio_iommu_type1_dirty_report"
-
-
-class Fail(Exception):
-    pass
-
-
-def log(msg):
-    print(msg, flush=True)
-
-
-def mdevs(mdev_type):
-    bus = "/sys/bus/mdev/devices"
-    out = []
-    for name in sorted(os.listdir(bus)):
-        if os.path.basename(os.readlink(f"{bus}/{name}/mdev_type")) == mdev_type:
-            out.append(name)
-    return out
+GUEST = None                    # the multiboot ELF the VM runs (--guest)
 
 
 class Trace:
@@ -116,102 +99,6 @@ class Trace:
         os.close(self.pipe)
 
 
-class Qmp:
-    def __init__(self, path, timeout=60):
-        end = time.time() + timeout
-        while True:
-            try:
-                self.sock = socket.socket(socket.AF_UNIX)
-                self.sock.connect(path)
-                break
-            except OSError:
-                self.sock.close()
-                if time.time() > end:
-                    raise Fail(f"no QMP socket {path}")
-                time.sleep(0.2)
-        self.f = self.sock.makefile("rw")
-        self._read()                                    # greeting
-        self.cmd("qmp_capabilities")
-
-    def _read(self):
-        while True:
-            line = self.f.readline()
-            if not line:
-                raise Fail("QMP connection closed")
-            msg = json.loads(line)
-            if "event" not in msg:
-                return msg
-
-    def cmd(self, name, **args):
-        self.f.write(json.dumps({"execute": name, "arguments": args}) + "\n")
-        self.f.flush()
-        msg = self._read()
-        if "error" in msg:
-            raise Fail(f"{name}: {msg['error'].get('desc')}")
-        return msg["return"]
-
-    def hmp(self, line):
-        return self.cmd("human-monitor-command", **{"command-line": line})
-
-    def close(self):
-        self.sock.close()
-
-
-GUEST = None                    # the multiboot ELF the VM runs (--guest)
-
-
-class Vm:
-    def __init__(self, name, uuid, workdir, incoming=None):
-        self.name, self.uuid, self.workdir = name, uuid, workdir
-        self.qmp_path = f"{workdir}/{name}.qmp"
-        self.err_path = f"{workdir}/{name}.stderr"
-        args = [QEMU, "-accel", "tcg", "-machine", "pc", "-m", str(GUEST_MB),
-                "-nodefaults", "-no-user-config", "-display", "none",
-                "-serial", "none", "-monitor", "none", "-kernel", GUEST,
-                "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
-                "-device", f"vfio-pci,sysfsdev=/sys/bus/mdev/devices/{uuid},"
-                           "x-enable-migration=on,id=migdev0"]
-        if incoming:
-            args += ["-incoming", incoming]
-        if os.path.exists(self.qmp_path):
-            os.unlink(self.qmp_path)
-        self.err = open(self.err_path, "w")
-        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL,
-                                     stdout=self.err, stderr=self.err)
-        self.qmp = Qmp(self.qmp_path)
-
-    def stderr(self):
-        self.err.flush()
-        with open(self.err_path) as f:
-            return f.read()
-
-    def wait_exit(self, timeout=30):
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            return None
-
-    def quit(self):
-        if self.proc.poll() is None:
-            try:
-                self.qmp.cmd("quit")
-            except (Fail, OSError):
-                pass
-            if self.wait_exit(20) is None:
-                self.proc.kill()
-                self.proc.wait()
-        self.qmp.close()
-        self.err.close()
-
-
-def ctl(uuid, what, text):
-    try:
-        with open(f"{DEBUGFS}/{uuid}/{what}", "w") as f:
-            f.write(text)
-    except OSError as e:
-        raise OSError(e.errno, f"{what} '{text}': {e.strerror}") from e
-
-
 def device_state(uuid):
     with open(f"{DEBUGFS}/{uuid}/state", "rb") as f:
         return f.read()
@@ -232,18 +119,6 @@ def memory(vm, addr, size):
     return data
 
 
-def wait_status(vm, want, timeout):
-    end = time.time() + timeout
-    while time.time() < end:
-        info = vm.qmp.cmd("query-migrate")
-        if info.get("status") in want:
-            return info
-        if info.get("status") == "failed":
-            raise Fail(f"{vm.name}: migration failed: {info.get('error-desc')}")
-        time.sleep(0.2)
-    raise Fail(f"{vm.name}: migration status {info.get('status')} after {timeout}s")
-
-
 def dma_round(uuid, rnd, writes):
     """Two writes per round, one per path; each straddles a page boundary."""
     for kind, base in (("rw", DMA_BASE), ("pin", DMA_BASE + 0x800000)):
@@ -252,50 +127,6 @@ def dma_round(uuid, rnd, writes):
         seed = (rnd << 8) | (1 if kind == "rw" else 2)
         ctl(uuid, "dma", f"{kind} {addr:#x} {length:#x} {seed:#x}")
         writes.append((addr, length, seed))
-
-
-class Tap:
-    def __init__(self):
-        self.results = []
-
-    def check(self, ok, name, detail=""):
-        self.results.append((bool(ok), name, detail))
-        log(f"  {'ok' if ok else 'FAILED'}: {name}" + (f" ({detail})" if detail else ""))
-        return ok
-
-    def write(self, path):
-        with open(path, "w") as f:
-            f.write(f"TAP version 13\n1..{len(self.results)}\n")
-            for i, (ok, name, detail) in enumerate(self.results, 1):
-                f.write(f"{'ok' if ok else 'not ok'} {i} {name}\n")
-                if detail and not ok:
-                    f.write(f"# {detail}\n")
-
-
-class Stepper(threading.Thread):
-    """The device's internal state changes all the time, as a busy device's
-    does: its pre-copy data never runs out while this runs, so pre-copy
-    does not end however few pages the device's reports make QEMU send."""
-
-    def __init__(self, uuid):
-        super().__init__(daemon=True)
-        self.uuid, self.stop, self.error = uuid, threading.Event(), None
-
-    def run(self):
-        # all 64 blocks every 50 ms: 256 KiB, which takes QEMU 250 ms
-        # to send at the 1 MiB/s of pre-copy below
-        while not self.stop.wait(0.05):
-            try:
-                ctl(self.uuid, "step", "64")
-            except OSError as e:
-                self.error = e
-                return
-
-    def finish(self):
-        self.stop.set()
-        self.join()
-        if self.error:
-            raise self.error
 
 
 def pages(writes):
@@ -321,9 +152,9 @@ def run_once(tap, run, mdev_type, src_uuid, dst_uuid, workdir, trace):
     name = f"run {run}, {mdev_type}"
     try:
         log(f"{name}: source QEMU on mdev {src_uuid}, destination on {dst_uuid}")
-        src = Vm("source", src_uuid, workdir)
+        src = Vm("source", src_uuid, workdir, GUEST, GUEST_MB)
         vms.append(src)
-        dst = Vm("destination", dst_uuid, workdir, incoming=f"unix:{sock}")
+        dst = Vm("destination", dst_uuid, workdir, GUEST, GUEST_MB, incoming=f"unix:{sock}")
         vms.append(dst)
         tap.check(src.qmp.cmd("query-status")["running"], f"{name}: source VM runs")
         info = src.qmp.cmd("query-migrate")
@@ -349,7 +180,7 @@ def run_once(tap, run, mdev_type, src_uuid, dst_uuid, workdir, trace):
         vms.remove(dst)
 
         # 2. the real one, with DMA during pre-copy
-        dst = Vm("destination", dst_uuid, workdir, incoming=f"unix:{sock}")
+        dst = Vm("destination", dst_uuid, workdir, GUEST, GUEST_MB, incoming=f"unix:{sock}")
         vms.append(dst)
         src.qmp.cmd("migrate-set-parameters", **{"max-bandwidth": 1 << 20,
                                                  "downtime-limit": 1})
