@@ -18,7 +18,7 @@ test:
 bench:
 	@tooling/bench $(ARGS)
 
-## make viommu       vIOMMU live migration, 6.12's tracker vs the series (ARGS='-n 10000')
+## make viommu       vIOMMU live migration, 6.12's tracker vs the series (ARGS='-b 3 -n 10000')
 viommu:
 	@tooling/viommu $(ARGS)
 

@@ -19,7 +19,7 @@ figures, one line of key=value for tooling/viommu to tabulate, and TAP
 
 usage: viommu-migration.py --guest ELF --stats SO [-n MAPPINGS] [-r ROUNDS]
                            [-k WRITES] [-u UNMAPS] [--tap FILE]
-       viommu-migration.py --table NAME=OUTPUT.LOG...   the runs side by side
+       viommu-migration.py --table NAME=LOG[,LOG...]...  medians of the runs, side by side
 """
 import argparse
 import os
@@ -302,18 +302,33 @@ ROWS = (("mappings", "IOVA mappings of 4 KiB", "{}"),
 
 
 def table(runs):
-    """Print the viommu-result lines of NAME=LOG runs side by side."""
-    res = {}
+    """Print the viommu-result lines of NAME=LOG[,LOG...] runs side by side:
+    per kernel the median over its runs (and the range when there are more)."""
+    res, spread = {}, {}
     for arg in runs:
-        name, path = arg.split("=", 1)
-        with open(path) as f:
-            lines = [l for l in f if l.startswith("viommu-result ")]
-        res[name] = fields(lines[-1]) if lines else {}
+        name, paths = arg.split("=", 1)
+        got = []
+        for path in paths.split(","):
+            with open(path) as f:
+                lines = [l for l in f if l.startswith("viommu-result ")]
+            if lines:
+                got.append(fields(lines[-1]))
+        res[name], spread[name] = {}, {}
+        if not got or len(got) < len(paths.split(",")):
+            continue
+        for key in got[0]:
+            vals = sorted(float(g[key]) for g in got)
+            med = vals[len(vals) // 2] if len(vals) % 2 else (vals[len(vals) // 2 - 1] +
+                                                             vals[len(vals) // 2]) / 2
+            res[name][key] = f"{med:g}"
+            if vals[0] != vals[-1]:
+                spread[name][key] = f" ({vals[0]:g}-{vals[-1]:g})"
     names = list(res)
     print("| | " + " | ".join(names) + (" | ratio |" if len(names) == 2 else " |"))
     print("|---" * (len(names) + 1 + (len(names) == 2)) + "|")
     for key, label, fmt in ROWS:
-        cells = [fmt.format(res[n][key]) if key in res[n] else "(no result)" for n in names]
+        cells = [fmt.format(res[n][key]) + spread[n].get(key, "") if key in res[n]
+                 else "(no result)" for n in names]
         ratio = ""
         if len(names) == 2 and key in ("total_ms", "downtime_ms", "get_bitmap_ms",
                                        "get_ms_per_sync", "get_us_per_call"):
