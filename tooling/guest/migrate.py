@@ -124,8 +124,14 @@ class Vm:
 
 def wait_status(vm, want, timeout):
     end = time.time() + timeout
+    settle = 50
     while time.time() < end:
         info = vm.qmp.cmd("query-migrate")
+        # the source says "completed" a moment before it sets the times
+        if info.get("status") == "completed" and info.get("total-time") == 0 and settle:
+            settle -= 1
+            time.sleep(0.1)
+            continue
         if info.get("status") in want:
             return info
         if info.get("status") == "failed":

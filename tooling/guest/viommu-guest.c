@@ -20,9 +20,10 @@
  *   v  (on the destination, after the switchover) check every page
  *      against what the device and the CPU wrote, run one more DMA per path
  *      (one into a page that was unmapped and mapped again) and check it,
- *      and say "verify ... bad=B dma=ok|fail".
- * In between it keeps writing 16 pages of its own, so that pre-copy goes
- * on until the host lets it end.
+ *      and say "verify n=N written=W badpages=P badwords=B first=I
+ *      dma=ok|fail".
+ * In between it keeps writing 16 pages of its own: guest CPU writes
+ * migrate too.
  *
  * QEMU 7.2 under TCG misses guest CPU writes through soft TLB entries that
  * outlive a migration bitmap sync, so the TLB is flushed (CR0.WP toggled)
