@@ -95,7 +95,13 @@ class Vm:
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL,
                                      stdout=self.err, stderr=self.err,
                                      env=env)
-        self.qmp = Qmp(self.qmp_path)
+        try:
+            self.qmp = Qmp(self.qmp_path)
+        except Fail:
+            self.proc.kill()
+            self.proc.wait()
+            self.err.close()
+            raise Fail(f"{name} QEMU: no QMP; its stderr: {self.stderr().strip()}")
 
     def stderr(self):
         if not self.err.closed:

@@ -213,6 +213,8 @@ static void find_migdev(void)
 		if (pci_read(devfn, 0) != (MIGDEV_DEVICE << 16 | MIGDEV_VENDOR))
 			continue;
 		bar0 = pci_read(devfn, 0x10) & ~0xfu;
+		if (!bar0)
+			fail("migdev's BAR0 is not assigned", 0);
 		outl(0xcf8, 0x80000000u | devfn << 8 | 4);
 		outw(0xcfc, 0x6);		/* memory space, bus master */
 		return;
@@ -382,7 +384,7 @@ static int32_t dma(uint32_t cmd, uint32_t i, uint32_t seed)
 	wr32(bar0 + REG_DMA_LEN, PAGE);
 	wr32(bar0 + REG_DMA_SEED, seed);
 	wr32(bar0 + REG_DMA_CMD, cmd);
-	for (t = 0; t < 100000000; t++) {
+	for (t = 0; t < 1000000; t++) {		/* ~100 polls when all is well */
 		status = rd32(bar0 + REG_DMA_STATUS);
 		if (status)
 			return status;

@@ -121,6 +121,13 @@ class KernelCount:
         with open(f"{self.root}/{name}", "w") as f:
             f.write(text)
 
+    def close(self):
+        if self.on:
+            self._write(f"events/{self.EVENT}/enable", "0")
+            self._write("trace", "")
+            self._write("buffer_size_kb", "1408")
+            self.on = False
+
     def counts(self):
         """{'get': calls, 'unmap': calls, 'unmap_dirty': pages}, or None
         without the tracepoint"""
@@ -141,7 +148,7 @@ class KernelCount:
                     out[m.group(1)] += 1
                     if m.group(1) == "unmap":
                         out["unmap_dirty"] += int(m.group(2))
-        self._write("trace", "")
+        self.close()
         return out
 
 
@@ -169,8 +176,11 @@ def run(tap, args, src_uuid, dst_uuid, workdir):
 
     def vm(role, uuid, incoming=None):
         serial = f"{workdir}/{role}.serial"
+        # the source starts paused (-S) until its COM1 is connected: what
+        # the guest says first, an early failure included, is not lost
         v = Vm(role, uuid, workdir, args.guest, GUEST_MB, incoming=incoming, machine="q35",
-               before=["-device", "intel-iommu,caching-mode=on", "-append", cmdline],
+               before=["-device", "intel-iommu,caching-mode=on", "-append", cmdline,
+                       *([] if incoming else ["-S"])],
                after=["-chardev", f"socket,id=com1,path={serial},server=on,wait=off",
                       "-serial", "chardev:com1"],
                env=env if role == "source" else None)
@@ -179,11 +189,13 @@ def run(tap, args, src_uuid, dst_uuid, workdir):
         serials.append(s)
         return v, s
 
+    kernel = None
     try:
         kernel = KernelCount()
         t0 = time.time()
         src, src_com = vm("source", src_uuid)
         dst, dst_com = vm("destination", dst_uuid, incoming=f"unix:{sock}")
+        src.qmp.cmd("cont")
         _, line = src_com.expect("ready", 600)
         res["boot_s"] = round(time.time() - t0, 1)
         tap.check(line == f"ready n={args.n}",
@@ -285,6 +297,8 @@ def run(tap, args, src_uuid, dst_uuid, workdir):
             s.close()
         for v in vms:
             v.quit()
+        if kernel:
+            kernel.close()
 
 
 ROWS = (("mappings", "IOVA mappings of 4 KiB", "{}"),
@@ -320,9 +334,9 @@ def table(runs):
             vals = sorted(float(g[key]) for g in got)
             med = vals[len(vals) // 2] if len(vals) % 2 else (vals[len(vals) // 2 - 1] +
                                                              vals[len(vals) // 2]) / 2
-            res[name][key] = f"{med:g}"
+            res[name][key] = f"{med:.10g}"
             if vals[0] != vals[-1]:
-                spread[name][key] = f" ({vals[0]:g}-{vals[-1]:g})"
+                spread[name][key] = f" ({vals[0]:.10g}-{vals[-1]:.10g})"
     names = list(res)
     print("| | " + " | ".join(names) + (" | ratio |" if len(names) == 2 else " |"))
     print("|---" * (len(names) + 1 + (len(names) == 2)) + "|")
