@@ -1,7 +1,7 @@
 # VFIO migration series: project verbs.  Run as root on Debian 12; the
 # first run installs what it needs and fills the cache
 # ($${XDG_CACHE_HOME:-~/.cache}/vfio-mig, override with VFIO_MIG_CACHE).
-.PHONY: help demo test bench viommu build assemble vm edit refresh export clean-cache
+.PHONY: help demo test test-debug bench viommu build assemble vm edit refresh export clean-cache
 
 help:
 	@sed -n 's/^## //p' $(MAKEFILE_LIST)
@@ -13,6 +13,10 @@ demo:
 ## make test          all tests (host checks, KUnit, kselftests); ends 'N passed, N failed'
 test:
 	@tooling/test
+
+## make test-debug    the VM tests on a KASAN/UBSAN/hung-task kernel (tooling/debug.config)
+test-debug:
+	@tooling/test --debug
 
 ## make bench         benchmark, kernels without debug options: 6.12 vs the series (ARGS='-b 5 -r 11')
 bench:

@@ -7,8 +7,9 @@ ksft=$1
 out=$VM_RESULTS/kselftest
 mkdir -p "$out"
 
-# the migdev module, when it is one, is built beside the kselftests
-export MIGDEV_KO=$ksft/migdev.ko
+# the migdev module, when it is one, is built beside the kselftests (the
+# debug run passes the debug kernel's)
+export MIGDEV_KO=${MIGDEV_KO:-$ksft/migdev.ko}
 "$(dirname "$0")/setup-devices.sh"
 
 # What this configuration provides (tooling/kernel.config, the VM's edu
