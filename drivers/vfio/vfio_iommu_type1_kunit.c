@@ -29,12 +29,16 @@ static const struct vfio_device_ops vfio_type1_test_pin_ops = {
 static const struct vfio_device_ops vfio_type1_test_plain_ops = {
 };
 
-/* A type1v2 container, an emulated group of KUnit devices, open devices. */
+/*
+ * A type1v2 container, an emulated group of KUnit devices, open devices.
+ * The devices live in here: KUnit frees what a test allocated after the
+ * container's teardown action before that action runs.
+ */
 struct vfio_type1_test {
 	void *iommu;
 	struct iommu_group *grp;
 	struct vfio_group *vgroup;
-	struct vfio_device *vdevs[2];
+	struct vfio_device vdevs[2];
 	int ndev, nopen;
 };
 
@@ -48,7 +52,7 @@ static void vfio_type1_test_close(void *data)
 	struct vfio_type1_test *t = data;
 
 	while (t->nopen)
-		vfio_iommu_type1_unregister_device(t->iommu, t->vdevs[--t->nopen]);
+		vfio_iommu_type1_unregister_device(t->iommu, &t->vdevs[--t->nopen]);
 	vfio_iommu_type1_detach_group(t->iommu, t->grp);
 	vfio_iommu_type1_release(t->iommu);
 }
@@ -80,13 +84,13 @@ static void vfio_type1_test_add_dev(struct kunit *test,
 static void vfio_type1_test_open(struct kunit *test, struct vfio_type1_test *t,
 				 const struct vfio_device_ops *ops)
 {
-	struct vfio_device *vdev = kunit_kzalloc(test, sizeof(*vdev), GFP_KERNEL);
+	struct vfio_device *vdev = &t->vdevs[t->nopen];
 
-	KUNIT_ASSERT_NOT_NULL(test, vdev);
+	KUNIT_ASSERT_LT(test, t->nopen, (int)ARRAY_SIZE(t->vdevs));
 	vdev->ops = ops;
 	vdev->group = t->vgroup;
 	vfio_iommu_type1_register_device(t->iommu, vdev);
-	t->vdevs[t->nopen++] = vdev;
+	t->nopen++;
 }
 
 /*
@@ -468,7 +472,7 @@ static void vfio_type1_test_precise_sync(struct kunit *test)
 	KUNIT_ASSERT_NOT_NULL(test, log);
 	log->t = t;
 	test->priv = log;
-	t->vdevs[0]->dirty_ops = &vfio_type1_test_dirty_ops;
+	t->vdevs[0].dirty_ops = &vfio_type1_test_dirty_ops;
 
 	KUNIT_ASSERT_EQ(test, 1, vfio_type1_test_pin_kind(t, 3, true));
 	KUNIT_ASSERT_EQ(test, 1, vfio_type1_test_pin_kind(t, 1, false));
@@ -491,7 +495,7 @@ static void vfio_type1_test_precise_sync(struct kunit *test)
 
 	vfio_type1_test_unpin_kind(t, 3, true);
 	vfio_type1_test_unpin_kind(t, 1, false);
-	t->vdevs[0]->dirty_ops = NULL;
+	t->vdevs[0].dirty_ops = NULL;
 }
 
 static struct kunit_case vfio_type1_test_cases[] = {
