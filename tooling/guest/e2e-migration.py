@@ -31,7 +31,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from migrate import DEBUGFS, Fail, Stepper, Tap, Vm, ctl, log, mdevs, wait_status  # noqa: E402
+from migrate import DEBUGFS, Fail, Stepper, Tap, Vm, ctl, finish, log, mdevs, wait_status  # noqa: E402
 
 MDEV_TYPES = ("migdev-1", "migdev-precise")
 GUEST_MB = 64
@@ -328,12 +328,7 @@ def main():
                     results[t] = run_once(tap, run, t, devs[t][0], devs[t][1], workdir, trace)
                 compare(results)
         trace.close()
-    if args.tap:
-        tap.write(args.tap)
-    failed = sum(1 for ok, _, _ in tap.results if not ok)
-    log(f"verdict: {'PASS' if not failed else 'FAIL'}: {len(tap.results) - failed} checks passed, "
-        f"{failed} failed, {args.runs} migration run(s) of each type")
-    return 1 if failed else 0
+    return finish(tap, args.tap, f", {args.runs} migration run(s) of each type")
 
 
 if __name__ == "__main__":

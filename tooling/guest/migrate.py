@@ -28,19 +28,24 @@ def mdevs(mdev_type):
     return out
 
 
+def connect(path, what, timeout=60):
+    """A socket connected to the Unix socket @path, once QEMU made it."""
+    end = time.time() + timeout
+    while True:
+        sock = socket.socket(socket.AF_UNIX)
+        try:
+            sock.connect(path)
+            return sock
+        except OSError:
+            sock.close()
+            if time.time() > end:
+                raise Fail(f"no {what} socket {path}")
+            time.sleep(0.05)
+
+
 class Qmp:
     def __init__(self, path, timeout=60):
-        end = time.time() + timeout
-        while True:
-            try:
-                self.sock = socket.socket(socket.AF_UNIX)
-                self.sock.connect(path)
-                break
-            except OSError:
-                self.sock.close()
-                if time.time() > end:
-                    raise Fail(f"no QMP socket {path}")
-                time.sleep(0.2)
+        self.sock = connect(path, "QMP", timeout)
         self.f = self.sock.makefile("rw")
         self._read()                                    # greeting
         self.cmd("qmp_capabilities")
@@ -196,3 +201,13 @@ class Stepper(threading.Thread):
         self.join()
         if self.error:
             raise self.error
+
+
+def finish(tap, path, summary):
+    """Write the TAP file, print the verdict; the exit status."""
+    if path:
+        tap.write(path)
+    failed = sum(1 for ok, _, _ in tap.results if not ok)
+    log(f"verdict: {'PASS' if not failed else 'FAIL'}: {len(tap.results) - failed} checks passed, "
+        f"{failed} failed{summary}")
+    return 1 if failed else 0

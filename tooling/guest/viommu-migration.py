@@ -24,7 +24,6 @@ usage: viommu-migration.py --guest ELF --stats SO [-n MAPPINGS] [-r ROUNDS]
 import argparse
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,7 +31,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from migrate import Fail, Stepper, Tap, Vm, log, mdevs, wait_status  # noqa: E402
+from migrate import Fail, Stepper, Tap, Vm, connect, finish, log, mdevs, wait_status  # noqa: E402
 
 MDEV_TYPE = "migdev-1"
 GUEST_MB = 128
@@ -43,17 +42,7 @@ class Serial(threading.Thread):
 
     def __init__(self, path, timeout=60):
         super().__init__(daemon=True)
-        end = time.time() + timeout
-        while True:
-            try:
-                self.sock = socket.socket(socket.AF_UNIX)
-                self.sock.connect(path)
-                break
-            except OSError:
-                self.sock.close()
-                if time.time() > end:
-                    raise Fail(f"no serial socket {path}")
-                time.sleep(0.05)
+        self.sock = connect(path, "serial", timeout)
         self.lines, self.cond = [], threading.Condition()
         self.start()
 
@@ -382,12 +371,7 @@ def main():
         f"{args.writes} device writes and {args.unmaps} unmaps during pre-copy")
     with tempfile.TemporaryDirectory(prefix="viommu.") as workdir:
         run(tap, args, devs[0], devs[1], workdir)
-    if args.tap:
-        tap.write(args.tap)
-    failed = sum(1 for ok, _, _ in tap.results if not ok)
-    log(f"verdict: {'PASS' if not failed else 'FAIL'}: {len(tap.results) - failed} checks passed, "
-        f"{failed} failed")
-    return 1 if failed else 0
+    return finish(tap, args.tap, "")
 
 
 if __name__ == "__main__":
