@@ -613,6 +613,46 @@ TEST_F(pin, pinning_races_unmap)
 }
 
 /*
+ * fail-nth (fault injection, failslab): the n-th slab allocation this
+ * thread makes after fail_nth_arm() fails.  fail_nth_disarm() says whether
+ * it did: false when the operation made fewer than n allocations.
+ */
+static bool fail_nth_ready(struct __test_metadata *_metadata)
+{
+	if (sysfs_write("/sys/kernel/debug/failslab/ignore-gfp-wait", "N") ||
+	    sysfs_write("/sys/kernel/debug/failslab/verbose", "0"))
+		VFIO_SKIP_OR_FAIL("failslab", return false,
+				  "no failslab (CONFIG_FAILSLAB, CONFIG_FAULT_INJECTION_DEBUG_FS)");
+	return true;
+}
+
+static int fail_nth_arm(int n)
+{
+	char path[64], val[16];
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/fail-nth", (int)gettid());
+	fd = open(path, O_RDWR);
+	snprintf(val, sizeof(val), "%d", n);
+	if (fd >= 0 && write(fd, val, strlen(val)) != (ssize_t)strlen(val)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static bool fail_nth_disarm(int fd)
+{
+	char val[16] = "";
+	bool injected = pread(fd, val, sizeof(val) - 1, 0) > 0 && !atoi(val);
+
+	if (write(fd, "0", 1) != 1)
+		injected = false;
+	close(fd);
+	return injected;
+}
+
+/*
  * Allocation failures: the n-th slab allocation of a GET_BITMAP fails, for
  * every n in turn (fail-nth).  Marking pinned pages needs memory; without
  * it the tracker records more (the whole chunk), so every GET succeeds and
@@ -620,32 +660,22 @@ TEST_F(pin, pinning_races_unmap)
  */
 TEST_F(pin, allocation_failures_report_more)
 {
-	char path[64], val[16];
 	int fd, n, injected = 0;
 
-	if (sysfs_write("/sys/kernel/debug/failslab/ignore-gfp-wait", "N") ||
-	    sysfs_write("/sys/kernel/debug/failslab/verbose", "0"))
-		VFIO_SKIP_OR_FAIL("failslab", return,
-				  "no failslab (CONFIG_FAILSLAB, CONFIG_FAULT_INJECTION_DEBUG_FS)");
-	snprintf(path, sizeof(path), "/proc/self/task/%d/fail-nth", (int)gettid());
+	if (!fail_nth_ready(_metadata))
+		return;
 	ASSERT_EQ(0, migdev_ctl(&self->md, "dma", "keep 0x%llx 8192 0",
 				(unsigned long long)(IOVA + 20 * PAGE_4K)));
 	for (n = 1; n < 32; n++) {
 		/* each report starts clean: marking the pinned pages allocates */
 		memset(self->bitmap, 0, sizeof(self->bitmap));
-		fd = open(path, O_RDWR);
+		fd = fail_nth_arm(n);
 		ASSERT_GE(fd, 0);
-		snprintf(val, sizeof(val), "%d", n);
-		ASSERT_EQ((ssize_t)strlen(val), write(fd, val, strlen(val)));
 		EXPECT_EQ(0, vfio_get_bitmap(self->md.container, IOVA, SIZE, PAGE_4K,
 					     self->bitmap, sizeof(self->bitmap)));
-		memset(val, 0, sizeof(val));
-		ASSERT_LT(0, pread(fd, val, sizeof(val) - 1, 0));
-		ASSERT_EQ(1, write(fd, "0", 1));
-		close(fd);
-		EXPECT_EQ(3ULL << 20, self->bitmap[0] & (3ULL << 20));
-		if (atoi(val))		/* fewer than n allocations: all tried */
+		if (!fail_nth_disarm(fd))	/* fewer than n allocations: all tried */
 			break;
+		EXPECT_EQ(3ULL << 20, self->bitmap[0] & (3ULL << 20));
 		injected++;
 	}
 	EXPECT_GT(injected, 0);
@@ -659,6 +689,110 @@ TEST_F(pin, allocation_failures_report_more)
 	memset(self->want, 0, sizeof(self->want));
 	want_pages(self->want, 20, 2);
 	EXPECT_REPORT();
+}
+
+#define FAIL_IOVA	(IOVA + SIZE + (1ULL << 20))
+#define FAIL_SIZE	(16 * PAGE_4K)
+
+/*
+ * MAP while tracking, UNMAP with a bitmap and START, each with its n-th
+ * allocation failing for every n in turn until it makes fewer.  A call
+ * either absorbs the failure (the tracker then records more, never less)
+ * and does its work, or fails with -ENOMEM and changes nothing: no mapping
+ * made or lost, no dirty bit lost, tracking as it was.  The container
+ * works after each.
+ */
+TEST_F(pin, allocation_failures_change_nothing)
+{
+	int fd, n, ret, points[3] = { 0 }, absorbed[3] = { 0 };
+	uint64_t bm[1], unmapped;
+	void *mem;
+
+	if (!fail_nth_ready(_metadata))
+		return;
+	mem = mmap(NULL, FAIL_SIZE, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, mem);
+
+	for (n = 1; n < 64; n++) {
+		fd = fail_nth_arm(n);
+		ASSERT_GE(fd, 0);
+		ret = vfio_map(self->md.container, FAIL_IOVA, mem, FAIL_SIZE);
+		if (!fail_nth_disarm(fd))
+			break;
+		points[0]++;
+		if (!ret) {
+			absorbed[0]++;
+			ASSERT_EQ(0, vfio_unmap(self->md.container, FAIL_IOVA, FAIL_SIZE));
+			continue;
+		}
+		ASSERT_EQ(-ENOMEM, ret);
+		/* nothing mapped: an unmap of the range finds nothing */
+		unmapped = 1;
+		ASSERT_EQ(0, vfio_unmap_bitmap(self->md.container, FAIL_IOVA, FAIL_SIZE,
+					       PAGE_4K, bm, sizeof(bm), &unmapped));
+		ASSERT_EQ(0, unmapped);
+	}
+	ASSERT_EQ(0, ret);
+
+	/* the device writes pages 4 and 5 of it */
+	ASSERT_EQ(0, migdev_ctl(&self->md, "dma", "rw 0x%llx 8192 7",
+				(unsigned long long)(FAIL_IOVA + 4 * PAGE_4K)));
+	for (n = 1; n < 64; n++) {
+		bm[0] = 0;
+		fd = fail_nth_arm(n);
+		ASSERT_GE(fd, 0);
+		ret = vfio_unmap_bitmap(self->md.container, FAIL_IOVA, FAIL_SIZE,
+					PAGE_4K, bm, sizeof(bm), &unmapped);
+		if (!fail_nth_disarm(fd))
+			break;
+		points[1]++;
+		if (!ret) {
+			/* unmapped, the bits reported (or more): map, write again */
+			absorbed[1]++;
+			ASSERT_EQ(FAIL_SIZE, unmapped);
+			ASSERT_EQ(0x30ULL, bm[0] & 0x30);
+			ASSERT_EQ(0, vfio_map(self->md.container, FAIL_IOVA, mem, FAIL_SIZE));
+			ASSERT_EQ(0, migdev_ctl(&self->md, "dma", "rw 0x%llx 8192 7",
+						(unsigned long long)(FAIL_IOVA + 4 * PAGE_4K)));
+			continue;
+		}
+		ASSERT_EQ(-ENOMEM, ret);
+	}
+	/* still mapped whole, and the dirty bits survived every failure */
+	ASSERT_EQ(0, ret);
+	EXPECT_EQ(FAIL_SIZE, unmapped);
+	EXPECT_EQ(0x30ULL, bm[0]);
+
+	ASSERT_EQ(0, vfio_dirty(self->md.container, VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP));
+	for (n = 1; n < 64; n++) {
+		fd = fail_nth_arm(n);
+		ASSERT_GE(fd, 0);
+		ret = vfio_dirty(self->md.container, VFIO_IOMMU_DIRTY_PAGES_FLAG_START);
+		if (!fail_nth_disarm(fd))
+			break;
+		points[2]++;
+		if (!ret) {
+			absorbed[2]++;
+			ASSERT_EQ(0, vfio_dirty(self->md.container,
+						VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP));
+			continue;
+		}
+		ASSERT_EQ(-ENOMEM, ret);
+		/* tracking stays off */
+		ASSERT_EQ(-EINVAL, vfio_get_bitmap(self->md.container, IOVA, SIZE, PAGE_4K,
+						   self->bitmap, sizeof(self->bitmap)));
+	}
+	ASSERT_EQ(0, ret);
+	/* tracking on again: a write is reported */
+	ASSERT_EQ(0, migdev_ctl(&self->md, "dma", "rw 0x%llx 8 9",
+				(unsigned long long)(IOVA + 30 * PAGE_4K)));
+	memset(self->want, 0, sizeof(self->want));
+	want_pages(self->want, 30, 1);
+	EXPECT_REPORT();
+	ksft_print_msg("allocations failed in turn (absorbed): MAP while tracking %d (%d), UNMAP with a bitmap %d (%d), START %d (%d)\n",
+		       points[0], absorbed[0], points[1], absorbed[1], points[2], absorbed[2]);
+	munmap(mem, FAIL_SIZE);
 }
 
 #define CG_TEST		CG_ROOT "/vfio-dirty-test"
