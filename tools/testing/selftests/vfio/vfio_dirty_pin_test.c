@@ -797,6 +797,51 @@ TEST_F(pin, allocation_failures_change_nothing)
 	munmap(mem, FAIL_SIZE);
 }
 
+/*
+ * Opening the device (VFIO_GROUP_GET_DEVICE_FD: the VFIO core, migdev's
+ * open_device, type1's device list) with its n-th allocation failing, for
+ * every n in turn: -ENOMEM and nothing half-open, or a working device.
+ * Leaks would show in the kmemleak scan after the suite.
+ */
+TEST_F(pin, allocation_failures_device_open)
+{
+	int fd, dev, n, points = 0, absorbed = 0;
+
+	if (!fail_nth_ready(_metadata))
+		return;
+	close(self->md.fd);
+	self->md.fd = -1;
+	for (n = 1; n < 256; n++) {
+		fd = fail_nth_arm(n);
+		ASSERT_GE(fd, 0);
+		dev = ioctl(self->md.group, VFIO_GROUP_GET_DEVICE_FD, self->md.uuid);
+		if (dev < 0)
+			dev = -errno;
+		if (!fail_nth_disarm(fd))
+			break;
+		points++;
+		if (dev >= 0) {
+			absorbed++;
+			ASSERT_EQ(MIGDEV_ID, bar0_read32(&(struct migdev){ .fd = dev,
+							.bar0 = self->md.bar0 }, REG_ID));
+			close(dev);
+			continue;
+		}
+		ASSERT_EQ(-ENOMEM, dev);
+	}
+	ASSERT_GE(dev, 0);
+	self->md.fd = dev;
+	/* a working device in a working container */
+	EXPECT_EQ(MIGDEV_ID, bar0_read32(&self->md, REG_ID));
+	ASSERT_EQ(0, migdev_ctl(&self->md, "dma", "rw 0x%llx 8 5",
+				(unsigned long long)(IOVA + 40 * PAGE_4K)));
+	memset(self->want, 0, sizeof(self->want));
+	want_pages(self->want, 40, 1);
+	EXPECT_REPORT();
+	ksft_print_msg("allocations of a device open failed in turn: %d (%d absorbed)\n",
+		       points, absorbed);
+}
+
 #define CG_TEST		CG_ROOT "/vfio-dirty-test"
 #define CG_CHUNK	(128ULL << 20)	/* one tracker chunk: 32768 pages */
 #define CG_CHUNKS	256ULL
