@@ -821,9 +821,10 @@ TEST_F(pin, allocation_failures_device_open)
 			break;
 		points++;
 		if (dev >= 0) {
+			struct migdev opened = { .fd = dev, .bar0 = self->md.bar0 };
+
 			absorbed++;
-			ASSERT_EQ(MIGDEV_ID, bar0_read32(&(struct migdev){ .fd = dev,
-							.bar0 = self->md.bar0 }, REG_ID));
+			ASSERT_EQ(MIGDEV_ID, bar0_read32(&opened, REG_ID));
 			close(dev);
 			continue;
 		}
