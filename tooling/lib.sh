@@ -75,3 +75,14 @@ ensure_gitbase() {
 	mv "$GITBASE.tmp" "$GITBASE"
 	git -C "$GITBASE" worktree prune
 }
+
+# A build tree at $1: hard links to the base (every write replaces a file),
+# made once.
+ensure_tree() {
+	[ ! -f "$1/Makefile" ] || return 0
+	say "creating build tree $1"
+	rm -rf "$1.tmp"
+	cp -al "$BASE" "$1.tmp"
+	find "$1.tmp" -type d -exec chmod u+w {} +
+	mv "$1.tmp" "$1"
+}

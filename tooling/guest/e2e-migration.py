@@ -24,14 +24,13 @@ usage: e2e-migration.py --guest ELF [--runs N] [--tap FILE] [--types T,...]
 import argparse
 import json
 import os
-import re
-import subprocess
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from migrate import DEBUGFS, Fail, Stepper, Tap, Vm, ctl, finish, log, mdevs, wait_status  # noqa: E402
+from migrate import (DEBUGFS, Fail, Stepper, Tap, Trace, Vm, ctl, finish, log, mdevs,
+                     missing_devices, wait_status)  # noqa: E402
 
 MDEV_TYPES = ("migdev-1", "migdev-precise")
 GUEST_MB = 64
@@ -40,63 +39,7 @@ WS_BASE = DMA_BASE + 0x1000000  # the pinned working set
 WS_PAGES = 256
 ROUNDS = 6
 KEPT_PER_ROUND = 3              # pages of the working set written per round
-TRACE_EVENT = "vfio_iommu_type1/vfio_iommu_type1_dirty_report"
 GUEST = None                    # the multiboot ELF the VM runs (--guest)
-
-
-class Trace:
-    """The kernel's dirty reports, from the tracepoint, drained per round."""
-    EVENT = re.compile(r"vfio_iommu_type1_dirty_report: (get|unmap) .* dirty=(\d+)")
-
-    def __init__(self):
-        self.root = None
-        for root in ("/sys/kernel/tracing", "/sys/kernel/debug/tracing"):
-            if not os.path.exists(f"{root}/events") and root == "/sys/kernel/tracing":
-                subprocess.run(["mount", "-t", "tracefs", "nodev", root],
-                               stderr=subprocess.DEVNULL)
-            if os.path.exists(f"{root}/events/{TRACE_EVENT}/enable"):
-                self.root = root
-                break
-        if not self.root:
-            raise Fail(f"no tracepoint {TRACE_EVENT} in this kernel")
-        self._write("trace", "")
-        self._write(f"events/{TRACE_EVENT}/enable", "1")
-        self.pipe = os.open(f"{self.root}/trace_pipe", os.O_RDONLY | os.O_NONBLOCK)
-        self.partial = ""
-
-    def _write(self, name, text):
-        with open(f"{self.root}/{name}", "w") as f:
-            f.write(text)
-
-    def drain(self):
-        """(GET_BITMAP calls, pages they reported, unmaps with a bitmap, pages)"""
-        data = self.partial
-        while True:
-            try:
-                chunk = os.read(self.pipe, 65536)
-            except BlockingIOError:
-                break
-            if not chunk:
-                break
-            data += chunk.decode(errors="replace")
-        lines = data.split("\n")
-        self.partial = lines.pop()
-        gets = got = unmaps = unmapped = 0
-        for line in lines:
-            m = self.EVENT.search(line)
-            if not m:
-                continue
-            if m.group(1) == "get":
-                gets += 1
-                got += int(m.group(2))
-            else:
-                unmaps += 1
-                unmapped += int(m.group(2))
-        return gets, got, unmaps, unmapped
-
-    def close(self):
-        self._write(f"events/{TRACE_EVENT}/enable", "0")
-        os.close(self.pipe)
 
 
 def device_state(uuid):
@@ -302,19 +245,8 @@ def main():
     devs = {t: mdevs(t) for t in types}
     short = [t for t in types if len(devs[t]) < 2]
     if short:
-        # a runner that set the devices up lists them in VFIO_SELFTEST_REQUIRE
-        # (as for the kselftests): then a missing device is a failure
-        required = "migdev" in re.split(r"[ ,]+", os.environ.get("VFIO_SELFTEST_REQUIRE", ""))
-        why = "needs two mdevs of each type, found " + ", ".join(
-            f"{len(devs[t])} {t}" for t in types)
-        if required:
-            why = f"required by VFIO_SELFTEST_REQUIRE, but {why}"
-        if args.tap:
-            with open(args.tap, "w") as f:
-                f.write("TAP version 13\n1..1\n" +
-                        (f"not ok 1 e2e #  {why}\n" if required else f"ok 1 e2e # SKIP {why}\n"))
-        log(("FAIL: " if required else "SKIP: ") + why)
-        return 1 if required else 0
+        return missing_devices(args.tap, "e2e", "needs two mdevs of each type, found " +
+                               ", ".join(f"{len(devs[t])} {t}" for t in types))
     try:
         trace = Trace()
     except (Fail, OSError) as e:

@@ -2,6 +2,7 @@
 instances (TCG) with a migdev mdev through vfio-pci, and TAP output."""
 import json
 import os
+import re
 import socket
 import subprocess
 import threading
@@ -9,6 +10,7 @@ import time
 
 QEMU = "qemu-system-x86_64"
 DEBUGFS = "/sys/kernel/debug/migdev"
+TRACE_EVENT = "vfio_iommu_type1/vfio_iommu_type1_dirty_report"
 
 
 class Fail(Exception):
@@ -41,6 +43,78 @@ def connect(path, what, timeout=60):
             if time.time() > end:
                 raise Fail(f"no {what} socket {path}")
             time.sleep(0.05)
+
+
+class Trace:
+    """The kernel's dirty reports, from the series' tracepoint, drained
+    from trace_pipe when asked; @buffer_kb per CPU, for a caller that
+    drains only at the end."""
+    EVENT = re.compile(r"vfio_iommu_type1_dirty_report: (get|unmap) .* dirty=(\d+)")
+
+    def __init__(self, buffer_kb=None):
+        self.root = None
+        for root in ("/sys/kernel/tracing", "/sys/kernel/debug/tracing"):
+            if not os.path.exists(f"{root}/events") and root == "/sys/kernel/tracing":
+                subprocess.run(["mount", "-t", "tracefs", "nodev", root],
+                               stderr=subprocess.DEVNULL)
+            if os.path.exists(f"{root}/events/{TRACE_EVENT}/enable"):
+                self.root = root
+                break
+        if not self.root:
+            raise Fail(f"no tracepoint {TRACE_EVENT} in this kernel")
+        self.buffer_kb = buffer_kb
+        if buffer_kb:
+            with open(f"{self.root}/buffer_size_kb") as f:
+                self.buffer_kb = f.read().strip()
+            self._write("buffer_size_kb", str(buffer_kb))
+        self._write("trace", "")
+        self._write(f"events/{TRACE_EVENT}/enable", "1")
+        self.pipe = os.open(f"{self.root}/trace_pipe", os.O_RDONLY | os.O_NONBLOCK)
+        self.partial = ""
+
+    def _write(self, name, text):
+        with open(f"{self.root}/{name}", "w") as f:
+            f.write(text)
+
+    def drain(self):
+        """(GET_BITMAP calls, pages they reported, unmaps with a bitmap, pages)"""
+        data = self.partial
+        while True:
+            try:
+                chunk = os.read(self.pipe, 65536)
+            except BlockingIOError:
+                break
+            if not chunk:
+                break
+            data += chunk.decode(errors="replace")
+        lines = data.split("\n")
+        self.partial = lines.pop()
+        gets = got = unmaps = unmapped = 0
+        for line in lines:
+            m = self.EVENT.search(line)
+            if not m:
+                continue
+            if m.group(1) == "get":
+                gets += 1
+                got += int(m.group(2))
+            else:
+                unmaps += 1
+                unmapped += int(m.group(2))
+        return gets, got, unmaps, unmapped
+
+    def lost(self):
+        """Events the trace buffer dropped (overrun) since it was set up."""
+        n = 0
+        for cpu in os.listdir(f"{self.root}/per_cpu"):
+            with open(f"{self.root}/per_cpu/{cpu}/stats") as f:
+                n += int(re.search(r"overrun: (\d+)", f.read()).group(1))
+        return n
+
+    def close(self):
+        self._write(f"events/{TRACE_EVENT}/enable", "0")
+        os.close(self.pipe)
+        if self.buffer_kb:
+            self._write("buffer_size_kb", self.buffer_kb)
 
 
 class Qmp:
@@ -211,3 +285,18 @@ def finish(tap, path, summary):
     log(f"verdict: {'PASS' if not failed else 'FAIL'}: {len(tap.results) - failed} checks passed, "
         f"{failed} failed{summary}")
     return 1 if failed else 0
+
+
+def missing_devices(tap_path, name, why):
+    """The mdevs a run needs are missing: a SKIP with @why, or a failure when
+    the runner set them up and lists migdev in VFIO_SELFTEST_REQUIRE (as for
+    the kselftests).  Writes the TAP file; returns the exit status."""
+    required = "migdev" in re.split(r"[ ,]+", os.environ.get("VFIO_SELFTEST_REQUIRE", ""))
+    if required:
+        why = f"required by VFIO_SELFTEST_REQUIRE, but {why}"
+    if tap_path:
+        with open(tap_path, "w") as f:
+            f.write("TAP version 13\n1..1\n" +
+                    (f"not ok 1 {name} #  {why}\n" if required else f"ok 1 {name} # SKIP {why}\n"))
+    log(("FAIL: " if required else "SKIP: ") + why)
+    return 1 if required else 0
