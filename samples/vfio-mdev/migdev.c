@@ -20,7 +20,8 @@
  *                  (-EFAULT, and nothing written, if one is not in it)
  * DMA needs the device open and running (-EBUSY otherwise).  Like a real
  * device's, it runs apart from the CPU that asked for it: in a kernel
- * thread (a work item), which vfio_dma_rw() needs to reach the user's memory.
+ * thread of the device's own, one command at a time; vfio_dma_rw() reaches
+ * the user's memory from there.
  * Every command the device runs ends in REG_DMA_STATUS (0 or -errno), and
  * a successful one in REG_DMA_COUNT.  Before the device leaves RUNNING it
  * quiesces: a command started through BAR0 completes first.  While it is
@@ -48,6 +49,9 @@
  *   pinned    read: number of pages in the working set
  *   logged    read: writes noted in the log and not reported yet
  *   saved     read: bytes of migration data handed out by the last save
+ *   worker    read: pid of the device's kernel thread, which makes every
+ *             call into VFIO for a DMA command (to aim per-task fault
+ *             injection, /proc/PID/fail-nth, at them)
  *
  * The migration region (index VFIO_PCI_NUM_REGIONS, type 3, subtype 1)
  *   0x0000  header, trapped, natural-width accesses only
@@ -67,6 +71,7 @@
 #include <linux/debugfs.h>
 #include <linux/highmem.h>
 #include <linux/iommu.h>
+#include <linux/kthread.h>
 #include <linux/kernel.h>
 #include <linux/mdev.h>
 #include <linux/mm.h>
@@ -76,7 +81,6 @@
 #include <linux/uaccess.h>
 #include <linux/vfio.h>
 #include <linux/vmalloc.h>
-#include <linux/workqueue.h>
 
 #define MIGDEV_NAME		"migdev"
 #define MIGDEV_VENDOR		0x1234
@@ -165,8 +169,11 @@ struct migdev {
 	u64 dma_iova;
 	u64 dma_len;
 
+	/* the device's DMA engine: a kernel thread running one command at a time */
+	struct kthread_worker *worker;
+	u32 worker_pid;
 	/* a DMA command started by a BAR0 write */
-	struct work_struct bar_work;
+	struct kthread_work bar_work;
 	bool bar_busy;
 
 	/* the v1 migration region */
@@ -548,9 +555,9 @@ static int migdev_dma(struct migdev *md, u32 cmd, u64 iova, u64 len, u32 seed)
 	return ret;
 }
 
-/* A DMA command to run in a kernel thread. */
+/* A DMA command to run in the device's kernel thread. */
 struct migdev_cmd {
-	struct work_struct work;
+	struct kthread_work work;
 	struct migdev *md;
 	u32 cmd;
 	u32 seed;
@@ -559,7 +566,7 @@ struct migdev_cmd {
 	int ret;
 };
 
-static void migdev_cmd_work(struct work_struct *work)
+static void migdev_cmd_work(struct kthread_work *work)
 {
 	struct migdev_cmd *c = container_of(work, struct migdev_cmd, work);
 
@@ -576,10 +583,9 @@ static int migdev_dma_sync(struct migdev *md, u32 cmd, u64 iova, u64 len,
 		.md = md, .cmd = cmd, .iova = iova, .len = len, .seed = seed,
 	};
 
-	INIT_WORK_ONSTACK(&c.work, migdev_cmd_work);
-	queue_work(system_unbound_wq, &c.work);
-	flush_work(&c.work);
-	destroy_work_on_stack(&c.work);
+	kthread_init_work(&c.work, migdev_cmd_work);
+	kthread_queue_work(md->worker, &c.work);
+	kthread_flush_work(&c.work);
 	return c.ret;
 }
 
@@ -595,7 +601,7 @@ static void migdev_bar_run(struct migdev *md)
 		   migdev_reg32(md, REG_DMA_LEN), migdev_reg32(md, REG_DMA_SEED));
 }
 
-static void migdev_bar_work(struct work_struct *work)
+static void migdev_bar_work(struct kthread_work *work)
 {
 	struct migdev *md = container_of(work, struct migdev, bar_work);
 
@@ -612,7 +618,7 @@ static void migdev_quiesce(struct migdev *md)
 {
 	while (md->bar_busy) {
 		mutex_unlock(&md->lock);
-		flush_work(&md->bar_work);
+		kthread_flush_work(&md->bar_work);
 		mutex_lock(&md->lock);
 	}
 }
@@ -672,7 +678,7 @@ static void migdev_bar0_write(struct migdev *md, unsigned int off, u8 *val,
 		}
 		memcpy(&md->regs[off], val, len);
 		md->bar_busy = true;
-		queue_work(system_unbound_wq, &md->bar_work);
+		kthread_queue_work(md->worker, &md->bar_work);
 	} else if ((off >= REG_DMA_ADDR && off < REG_DMA_CMD) || off >= REG_SCRATCH) {
 		memcpy(&md->regs[off], val, len);
 	}
@@ -1188,7 +1194,7 @@ static void migdev_close(struct vfio_device *vdev)
 {
 	struct migdev *md = to_migdev(vdev);
 
-	flush_work(&md->bar_work);
+	kthread_flush_work(&md->bar_work);
 	mutex_lock(&md->lock);
 	migdev_unpin_all(md);
 	md->opened = false;
@@ -1303,12 +1309,19 @@ static int migdev_init_dev(struct vfio_device *vdev)
 		return -ENOSPC;
 	mutex_init(&md->lock);
 	mutex_init(&md->pin_lock);
-	INIT_WORK(&md->bar_work, migdev_bar_work);
+	kthread_init_work(&md->bar_work, migdev_bar_work);
+	md->worker = kthread_create_worker(0, "migdev");
+	if (IS_ERR(md->worker)) {
+		atomic_inc(&migdev_parent.avail);
+		return PTR_ERR(md->worker);
+	}
+	md->worker_pid = task_pid_nr(md->worker->task);
 	md->state = vzalloc(MIGDEV_STATE_SIZE);
 	md->data = vmalloc_user(MIGDEV_DATA_SIZE);
 	if (!md->state || !md->data) {
 		vfree(md->state);
 		vfree(md->data);
+		kthread_destroy_worker(md->worker);
 		atomic_inc(&migdev_parent.avail);
 		return -ENOMEM;
 	}
@@ -1321,6 +1334,7 @@ static void migdev_release_dev(struct vfio_device *vdev)
 {
 	struct migdev *md = to_migdev(vdev);
 
+	kthread_destroy_worker(md->worker);
 	vfree(md->data);
 	vfree(md->state);
 	mutex_destroy(&md->pin_lock);
@@ -1352,6 +1366,7 @@ static int migdev_probe(struct mdev_device *mdev)
 	debugfs_create_u32("pinned", 0400, md->debugfs, &md->npinned);
 	debugfs_create_u32("logged", 0400, md->debugfs, &md->nlog);
 	debugfs_create_u64("saved", 0400, md->debugfs, &md->saved);
+	debugfs_create_u32("worker", 0400, md->debugfs, &md->worker_pid);
 	return 0;
 }
 

@@ -287,6 +287,17 @@ static inline long migdev_pinned(struct migdev *md)
 	return migdev_read(md, "pinned");
 }
 
+/*
+ * pid of the device's kernel thread, which runs its DMA commands and makes
+ * their calls into VFIO (debugfs "worker"); -1 without one.
+ */
+static inline int migdev_worker(struct migdev *md)
+{
+	long pid = migdev_read(md, "worker");
+
+	return pid > 0 ? (int)pid : -1;
+}
+
 /* Byte @pos of a DMA transfer seeded @seed: u32 word k is seed + k. */
 static inline uint8_t migdev_pattern(uint64_t pos, uint32_t seed)
 {

@@ -613,46 +613,6 @@ TEST_F(pin, pinning_races_unmap)
 }
 
 /*
- * fail-nth (fault injection, failslab): the n-th slab allocation this
- * thread makes after fail_nth_arm() fails.  fail_nth_disarm() says whether
- * it did: false when the operation made fewer than n allocations.
- */
-static bool fail_nth_ready(struct __test_metadata *_metadata)
-{
-	if (sysfs_write("/sys/kernel/debug/failslab/ignore-gfp-wait", "N") ||
-	    sysfs_write("/sys/kernel/debug/failslab/verbose", "0"))
-		VFIO_SKIP_OR_FAIL("failslab", return false,
-				  "no failslab (CONFIG_FAILSLAB, CONFIG_FAULT_INJECTION_DEBUG_FS)");
-	return true;
-}
-
-static int fail_nth_arm(int n)
-{
-	char path[64], val[16];
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/self/task/%d/fail-nth", (int)gettid());
-	fd = open(path, O_RDWR);
-	snprintf(val, sizeof(val), "%d", n);
-	if (fd >= 0 && write(fd, val, strlen(val)) != (ssize_t)strlen(val)) {
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
-static bool fail_nth_disarm(int fd)
-{
-	char val[16] = "";
-	bool injected = pread(fd, val, sizeof(val) - 1, 0) > 0 && !atoi(val);
-
-	if (write(fd, "0", 1) != 1)
-		injected = false;
-	close(fd);
-	return injected;
-}
-
-/*
  * Allocation failures: the n-th slab allocation of a GET_BITMAP fails, for
  * every n in turn (fail-nth).  Marking pinned pages needs memory; without
  * it the tracker records more (the whole chunk), so every GET succeeds and
@@ -669,7 +629,7 @@ TEST_F(pin, allocation_failures_report_more)
 	for (n = 1; n < 32; n++) {
 		/* each report starts clean: marking the pinned pages allocates */
 		memset(self->bitmap, 0, sizeof(self->bitmap));
-		fd = fail_nth_arm(n);
+		fd = fail_nth_arm(0, n);
 		ASSERT_GE(fd, 0);
 		EXPECT_EQ(0, vfio_get_bitmap(self->md.container, IOVA, SIZE, PAGE_4K,
 					     self->bitmap, sizeof(self->bitmap)));
@@ -715,7 +675,7 @@ TEST_F(pin, allocation_failures_change_nothing)
 	ASSERT_NE(MAP_FAILED, mem);
 
 	for (n = 1; n < 64; n++) {
-		fd = fail_nth_arm(n);
+		fd = fail_nth_arm(0, n);
 		ASSERT_GE(fd, 0);
 		ret = vfio_map(self->md.container, FAIL_IOVA, mem, FAIL_SIZE);
 		if (!fail_nth_disarm(fd))
@@ -740,7 +700,7 @@ TEST_F(pin, allocation_failures_change_nothing)
 				(unsigned long long)(FAIL_IOVA + 4 * PAGE_4K)));
 	for (n = 1; n < 64; n++) {
 		bm[0] = 0;
-		fd = fail_nth_arm(n);
+		fd = fail_nth_arm(0, n);
 		ASSERT_GE(fd, 0);
 		ret = vfio_unmap_bitmap(self->md.container, FAIL_IOVA, FAIL_SIZE,
 					PAGE_4K, bm, sizeof(bm), &unmapped);
@@ -766,7 +726,7 @@ TEST_F(pin, allocation_failures_change_nothing)
 
 	ASSERT_EQ(0, vfio_dirty(self->md.container, VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP));
 	for (n = 1; n < 64; n++) {
-		fd = fail_nth_arm(n);
+		fd = fail_nth_arm(0, n);
 		ASSERT_GE(fd, 0);
 		ret = vfio_dirty(self->md.container, VFIO_IOMMU_DIRTY_PAGES_FLAG_START);
 		if (!fail_nth_disarm(fd))
@@ -812,7 +772,7 @@ TEST_F(pin, allocation_failures_device_open)
 	close(self->md.fd);
 	self->md.fd = -1;
 	for (n = 1; n < 256; n++) {
-		fd = fail_nth_arm(n);
+		fd = fail_nth_arm(0, n);
 		ASSERT_GE(fd, 0);
 		dev = ioctl(self->md.group, VFIO_GROUP_GET_DEVICE_FD, self->md.uuid);
 		if (dev < 0)
@@ -841,6 +801,832 @@ TEST_F(pin, allocation_failures_device_open)
 	EXPECT_REPORT();
 	ksft_print_msg("allocations of a device open failed in turn: %d (%d absorbed)\n",
 		       points, absorbed);
+}
+
+/*
+ * The fail-nth sweeps below count, per operation, the injection points
+ * (the n for which the n-th allocation failed) and, of them, those the
+ * call absorbed (it succeeded: the tracker recorded more).
+ */
+struct sweep {
+	const char *name;
+	int points;
+	int absorbed;
+};
+
+static void sweep_print(const struct sweep *s)
+{
+	ksft_print_msg("%s: %d allocations failed in turn (%d absorbed)\n",
+		       s->name, s->points, s->absorbed);
+}
+
+/* Every bit of @must is set in @bitmap (@words u64 words). */
+static bool bits_cover(const uint64_t *bitmap, const uint64_t *must,
+		       uint64_t words)
+{
+	uint64_t i;
+
+	for (i = 0; i < words; i++) {
+		if ((bitmap[i] & must[i]) == must[i])
+			continue;
+		ksft_print_msg("word %llu is 0x%016llx: lacks 0x%016llx\n",
+			       (unsigned long long)i, (unsigned long long)bitmap[i],
+			       (unsigned long long)(must[i] & ~bitmap[i]));
+		return false;
+	}
+	return true;
+}
+
+static void set_bit64(uint64_t *bitmap, uint64_t bit)
+{
+	bitmap[bit / 64] |= 1ULL << (bit % 64);
+}
+
+/* A DMA command of the device at @iova: "rw", "keep"... */
+static int dma_at(struct migdev *md, const char *cmd, uint64_t iova,
+		  uint64_t len, uint32_t seed)
+{
+	return migdev_ctl(md, "dma", "%s 0x%llx %llu %u", cmd,
+			  (unsigned long long)iova, (unsigned long long)len, seed);
+}
+
+/*
+ * A GET_BITMAP under fail-nth: [iova, iova + size) at @pgsize into
+ * @bitmap (@words u64 words).  It must report at least @must: the pages
+ * pinned now (kept pinned throughout) and those @redirty writes.  A
+ * report restarts the range from the pinned pages, so @redirty makes the
+ * written ones dirty again after each one that succeeded.
+ */
+struct get_case {
+	struct sweep s;
+	struct migdev *md;
+	uint64_t iova, size, pgsize;
+	uint64_t *bitmap, *must;
+	uint64_t words;
+	void (*redirty)(struct __test_metadata *_metadata, struct migdev *md);
+};
+
+/*
+ * For n = 1, 2, ... the n-th allocation of the GET fails, until it makes
+ * fewer than n: each GET either fails with -ENOMEM (its bits stay for the
+ * next GET, which the next n checks) or succeeds with at least @must.
+ * With memory back, the first report clears what fell back to whole
+ * chunks; the one after it reports exactly @must.
+ */
+static void get_sweep(struct __test_metadata *_metadata, struct get_case *c)
+{
+	bool injected = true;
+	int fd, n, ret;
+
+	c->redirty(_metadata, c->md);
+	for (n = 1; n < 256 && injected; n++) {
+		memset(c->bitmap, 0, c->words * 8);	/* and faulted in */
+		fd = fail_nth_arm(0, n);
+		ASSERT_GE(fd, 0);
+		ret = vfio_get_bitmap(c->md->container, c->iova, c->size,
+				      c->pgsize, c->bitmap, c->words * 8);
+		injected = fail_nth_disarm(fd);
+		if (injected)
+			c->s.points++;
+		if (ret) {
+			ASSERT_EQ(-ENOMEM, ret) {
+				ksft_print_msg("%s: allocation %d failed\n", c->s.name, n);
+			}
+			ASSERT_TRUE(injected);
+			continue;
+		}
+		ASSERT_TRUE(bits_cover(c->bitmap, c->must, c->words)) {
+			ksft_print_msg("%s: allocation %d failed%s\n", c->s.name, n,
+				       injected ? "" : " (none did)");
+		}
+		if (injected) {
+			c->s.absorbed++;
+			c->redirty(_metadata, c->md);
+		}
+	}
+	ASSERT_FALSE(injected);
+	c->redirty(_metadata, c->md);
+	memset(c->bitmap, 0, c->words * 8);
+	ASSERT_EQ(0, vfio_get_bitmap(c->md->container, c->iova, c->size,
+				     c->pgsize, c->bitmap, c->words * 8));
+	EXPECT_EQ(0, memcmp(c->bitmap, c->must, c->words * 8)) {
+		ksft_print_msg("%s: not exact after the sweep\n", c->s.name);
+		bits_cover(c->must, c->bitmap, c->words);
+	}
+	sweep_print(&c->s);
+}
+
+static uint8_t *reserve_map(struct __test_metadata *_metadata, int container,
+			    uint64_t iova, uint64_t size)
+{
+	uint8_t *mem = mmap(NULL, size, PROT_READ | PROT_WRITE,
+			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+	ASSERT_NE(MAP_FAILED, mem);
+	ASSERT_EQ(0, vfio_map(container, iova, mem, size));
+	return mem;
+}
+
+#define SP_IOVA		0x100000000ULL
+#define SP_SIZE		0x40000000ULL	/* 8 tracker chunks */
+#define SP_PAGES	(SP_SIZE / PAGE_4K)
+#define SP_CHUNK_PAGES	32768ULL
+
+/*
+ * The page of chunk @c of the sparse mapping that is dirty: pinned in
+ * chunks 1, 4 and 6 (marking them at a report needs memory: nothing else
+ * in those chunks is dirty), written in the others.
+ */
+static bool sparse_pinned(uint64_t c)
+{
+	return c == 1 || c == 4 || c == 6;
+}
+
+static uint64_t sparse_page(uint64_t c)
+{
+	return c * SP_CHUNK_PAGES + (sparse_pinned(c) ? 1000 + c : 7 * c + 3);
+}
+
+static void sparse_redirty(struct __test_metadata *_metadata, struct migdev *md)
+{
+	uint64_t c;
+
+	for (c = 0; c < SP_SIZE / (SP_CHUNK_PAGES * PAGE_4K); c++)
+		if (!sparse_pinned(c))
+			ASSERT_EQ(0, dma_at(md, "rw", SP_IOVA + sparse_page(c) * PAGE_4K,
+					    8, c));
+}
+
+/*
+ * GET_BITMAP of a sparse 1 GiB mapping (one dirty page in each of its 8
+ * tracker chunks: written in five, pinned in three) with its n-th
+ * allocation failing, for every n in turn.
+ */
+TEST_F_TIMEOUT(pin, allocation_failures_get_sparse, 300)
+{
+	struct get_case c = {
+		.s.name = "GET_BITMAP sparse", .md = &self->md,
+		.iova = SP_IOVA, .size = SP_SIZE, .pgsize = PAGE_4K,
+		.words = SP_PAGES / 64, .redirty = sparse_redirty,
+	};
+	uint8_t *mem;
+	uint64_t i;
+
+	if (!fail_nth_ready(_metadata))
+		return;
+	mem = reserve_map(_metadata, self->md.container, SP_IOVA, SP_SIZE);
+	c.bitmap = calloc(c.words, 8);
+	c.must = calloc(c.words, 8);
+	ASSERT_NE(NULL, c.bitmap);
+	ASSERT_NE(NULL, c.must);
+	for (i = 0; i < SP_SIZE / (SP_CHUNK_PAGES * PAGE_4K); i++) {
+		set_bit64(c.must, sparse_page(i));
+		if (sparse_pinned(i))
+			ASSERT_EQ(0, dma_at(&self->md, "keep",
+					    SP_IOVA + sparse_page(i) * PAGE_4K, 1, 0));
+	}
+	get_sweep(_metadata, &c);
+	EXPECT_EQ(0, vfio_unmap(self->md.container, SP_IOVA, SP_SIZE));
+	EXPECT_EQ(0, migdev_pinned(&self->md));
+	free(c.bitmap);
+	free(c.must);
+	munmap(mem, SP_SIZE);
+}
+
+#define DN_IOVA		0x400000000ULL
+#define DN_SIZE		(256ULL << 20)	/* 2 tracker chunks */
+#define DN_WRITTEN	1024ULL		/* pages written from page 0 */
+#define DN_PINNED	512ULL		/* pages pinned from DN_PIN_PAGE */
+#define DN_PIN_PAGE	(SP_CHUNK_PAGES + 4096)
+
+static void dense_redirty(struct __test_metadata *_metadata, struct migdev *md)
+{
+	ASSERT_EQ(0, dma_at(md, "rw", DN_IOVA, DN_WRITTEN * PAGE_4K, 1));
+}
+
+/*
+ * GET_BITMAP of a dense report: 1024 pages written in one chunk, 512
+ * pinned in the next, with its n-th allocation failing, for every n.
+ */
+TEST_F_TIMEOUT(pin, allocation_failures_get_dense, 300)
+{
+	struct get_case c = {
+		.s.name = "GET_BITMAP dense", .md = &self->md,
+		.iova = DN_IOVA, .size = DN_SIZE, .pgsize = PAGE_4K,
+		.words = DN_SIZE / PAGE_4K / 64, .redirty = dense_redirty,
+	};
+	uint8_t *mem;
+	uint64_t i;
+
+	if (!fail_nth_ready(_metadata))
+		return;
+	mem = reserve_map(_metadata, self->md.container, DN_IOVA, DN_SIZE);
+	c.bitmap = calloc(c.words, 8);
+	c.must = calloc(c.words, 8);
+	ASSERT_NE(NULL, c.bitmap);
+	ASSERT_NE(NULL, c.must);
+	for (i = 0; i < DN_WRITTEN; i++)
+		set_bit64(c.must, i);
+	ASSERT_EQ(0, dma_at(&self->md, "keep", DN_IOVA + DN_PIN_PAGE * PAGE_4K,
+			    DN_PINNED * PAGE_4K, 0));
+	ASSERT_EQ(DN_PINNED, migdev_pinned(&self->md));
+	for (i = 0; i < DN_PINNED; i++)
+		set_bit64(c.must, DN_PIN_PAGE + i);
+	get_sweep(_metadata, &c);
+	EXPECT_EQ(0, vfio_unmap(self->md.container, DN_IOVA, DN_SIZE));
+	EXPECT_EQ(0, migdev_pinned(&self->md));
+	free(c.bitmap);
+	free(c.must);
+	munmap(mem, DN_SIZE);
+}
+
+/*
+ * Three mappings of 64 pages from BI_IOVA: A at page 0, B at 128 (a hole
+ * before it), C at 192; the GET covers pages [32, 224): half of A, the
+ * hole, B, half of C.
+ */
+#define BI_IOVA		0x1000000000ULL
+#define BI_FIRST	32ULL
+#define BI_PAGES	192ULL
+
+/*
+ * Pages written (in the range and outside it) and pinned, from BI_IOVA:
+ * in B only pinned ones, which a report marks (that needs memory).
+ */
+static const uint64_t bi_in[] = { 40, 197 };
+static const uint64_t bi_out[] = { 10, 252 };
+static const uint64_t bi_pinned[] = { 50, 150, 191, 232 };
+
+static void bisect_redirty(struct __test_metadata *_metadata, struct migdev *md)
+{
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(bi_in); i++)
+		ASSERT_EQ(0, dma_at(md, "rw", BI_IOVA + bi_in[i] * PAGE_4K + 4, 8, i));
+}
+
+/*
+ * GET_BITMAP of a range that bisects mappings and spans a hole, with its
+ * n-th allocation failing, for every n: the range reports what it must,
+ * and the parts of the mappings outside it keep their dirty pages.
+ */
+TEST_F_TIMEOUT(pin, allocation_failures_get_bisecting, 300)
+{
+	uint64_t bitmap[BI_PAGES / 64], must[BI_PAGES / 64] = { 0 };
+	uint64_t whole[4], whole_must[4] = { 0 };
+	struct get_case c = {
+		.s.name = "GET_BITMAP bisecting", .md = &self->md,
+		.iova = BI_IOVA + BI_FIRST * PAGE_4K, .size = BI_PAGES * PAGE_4K,
+		.pgsize = PAGE_4K, .bitmap = bitmap, .must = must,
+		.words = BI_PAGES / 64, .redirty = bisect_redirty,
+	};
+	uint8_t *mem;
+	unsigned int i;
+
+	if (!fail_nth_ready(_metadata))
+		return;
+	mem = mmap(NULL, 256 * PAGE_4K, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, mem);
+	ASSERT_EQ(0, vfio_map(self->md.container, BI_IOVA, mem, 64 * PAGE_4K));
+	ASSERT_EQ(0, vfio_map(self->md.container, BI_IOVA + 128 * PAGE_4K,
+			      mem + 128 * PAGE_4K, 64 * PAGE_4K));
+	ASSERT_EQ(0, vfio_map(self->md.container, BI_IOVA + 192 * PAGE_4K,
+			      mem + 192 * PAGE_4K, 64 * PAGE_4K));
+	for (i = 0; i < ARRAY_SIZE(bi_out); i++) {
+		ASSERT_EQ(0, dma_at(&self->md, "rw", BI_IOVA + bi_out[i] * PAGE_4K,
+				    8, i));
+		set_bit64(whole_must, bi_out[i]);
+	}
+	for (i = 0; i < ARRAY_SIZE(bi_pinned); i++) {
+		ASSERT_EQ(0, dma_at(&self->md, "keep", BI_IOVA + bi_pinned[i] * PAGE_4K,
+				    1, 0));
+		set_bit64(whole_must, bi_pinned[i]);
+		if (bi_pinned[i] >= BI_FIRST && bi_pinned[i] < BI_FIRST + BI_PAGES)
+			set_bit64(must, bi_pinned[i] - BI_FIRST);
+	}
+	for (i = 0; i < ARRAY_SIZE(bi_in); i++)
+		set_bit64(must, bi_in[i] - BI_FIRST);
+	get_sweep(_metadata, &c);
+
+	/* outside the range: the written pages are still dirty, once */
+	memset(whole, 0, sizeof(whole));
+	ASSERT_EQ(0, vfio_get_bitmap(self->md.container, BI_IOVA, 256 * PAGE_4K,
+				     PAGE_4K, whole, sizeof(whole)));
+	EXPECT_TRUE(bits_cover(whole, whole_must, 4));
+	memset(whole, 0, sizeof(whole));
+	memset(whole_must, 0, sizeof(whole_must));
+	for (i = 0; i < ARRAY_SIZE(bi_pinned); i++)
+		set_bit64(whole_must, bi_pinned[i]);
+	ASSERT_EQ(0, vfio_get_bitmap(self->md.container, BI_IOVA, 256 * PAGE_4K,
+				     PAGE_4K, whole, sizeof(whole)));
+	EXPECT_EQ(0, memcmp(whole, whole_must, sizeof(whole)));
+	EXPECT_EQ(0, vfio_unmap(self->md.container, BI_IOVA, 256 * PAGE_4K));
+	EXPECT_EQ(0, migdev_pinned(&self->md));
+	munmap(mem, 256 * PAGE_4K);
+}
+
+#define CO_IOVA		0x800000000ULL
+#define CO_SIZE		(256ULL << 20)	/* 2 tracker chunks */
+
+/* written pages in the first chunk, pinned ones in the second */
+static const uint64_t co_written[] = { 3, 600, 3071 };
+static const uint64_t co_pinned[] = { SP_CHUNK_PAGES + 2000, 2 * SP_CHUNK_PAGES - 1 };
+
+static void coarse_redirty(struct __test_metadata *_metadata, struct migdev *md)
+{
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(co_written); i++)
+		ASSERT_EQ(0, dma_at(md, "rw", CO_IOVA + co_written[i] * PAGE_4K, 8, i));
+}
+
+/*
+ * GET_BITMAP at coarse page sizes (8 KiB, 64 KiB, 2 MiB: a bit for any
+ * dirty byte of its page) with its n-th allocation failing, for every n.
+ */
+TEST_F_TIMEOUT(pin, allocation_failures_get_coarse, 300)
+{
+	static const uint64_t pgsizes[] = { 8192, 65536, 2ULL << 20 };
+	static const char * const names[] = {
+		"GET_BITMAP at 8 KiB", "GET_BITMAP at 64 KiB", "GET_BITMAP at 2 MiB",
+	};
+	uint64_t words = CO_SIZE / 8192 / 64, *bitmap, *must;
+	unsigned int i, p;
+	uint8_t *mem;
+
+	if (!fail_nth_ready(_metadata))
+		return;
+	mem = reserve_map(_metadata, self->md.container, CO_IOVA, CO_SIZE);
+	bitmap = calloc(words, 8);
+	must = calloc(words, 8);
+	ASSERT_NE(NULL, bitmap);
+	ASSERT_NE(NULL, must);
+	for (i = 0; i < ARRAY_SIZE(co_pinned); i++)
+		ASSERT_EQ(0, dma_at(&self->md, "keep", CO_IOVA + co_pinned[i] * PAGE_4K,
+				    1, 0));
+	for (p = 0; p < ARRAY_SIZE(pgsizes); p++) {
+		uint64_t per = pgsizes[p] / PAGE_4K, nbits = CO_SIZE / pgsizes[p];
+		struct get_case c = {
+			.s.name = names[p], .md = &self->md,
+			.iova = CO_IOVA, .size = CO_SIZE, .pgsize = pgsizes[p],
+			.bitmap = bitmap, .must = must, .words = (nbits + 63) / 64,
+			.redirty = coarse_redirty,
+		};
+
+		memset(must, 0, words * 8);
+		for (i = 0; i < ARRAY_SIZE(co_written); i++)
+			set_bit64(must, co_written[i] / per);
+		for (i = 0; i < ARRAY_SIZE(co_pinned); i++)
+			set_bit64(must, co_pinned[i] / per);
+		get_sweep(_metadata, &c);
+	}
+	EXPECT_EQ(0, vfio_unmap(self->md.container, CO_IOVA, CO_SIZE));
+	EXPECT_EQ(0, migdev_pinned(&self->md));
+	free(bitmap);
+	free(must);
+	munmap(mem, CO_SIZE);
+}
+
+/* Pages 30-31 written, page 50 pinned: the fixture mapping's dirty pages. */
+static void fixture_dirty(struct __test_metadata *_metadata, struct migdev *md)
+{
+	ASSERT_EQ(0, dma_at(md, "rw", IOVA + 30 * PAGE_4K + 100, PAGE_4K, 3));
+}
+
+static void fixture_want(uint64_t *want)
+{
+	memset(want, 0, WORDS * 8);
+	want_pages(want, 30, 2);
+	want_pages(want, 50, 1);
+}
+
+/*
+ * STOP with its n-th allocation failing, for every n: it either stops
+ * (GET is then EINVAL, and a START restarts from the pinned pages) or
+ * fails with -ENOMEM and tracking goes on with every dirty page.
+ */
+TEST_F(pin, allocation_failures_stop)
+{
+	struct sweep s = { .name = "STOP" };
+	bool injected = true;
+	int fd, n, ret;
+
+	if (!fail_nth_ready(_metadata))
+		return;
+	ASSERT_EQ(0, dma_at(&self->md, "keep", IOVA + 50 * PAGE_4K, 1, 0));
+	fixture_dirty(_metadata, &self->md);
+	for (n = 1; n < 256 && injected; n++) {
+		fd = fail_nth_arm(0, n);
+		ASSERT_GE(fd, 0);
+		ret = vfio_dirty(self->md.container, VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP);
+		injected = fail_nth_disarm(fd);
+		if (injected)
+			s.points++;
+		if (ret) {
+			ASSERT_EQ(-ENOMEM, ret);
+			ASSERT_TRUE(injected);
+			/* still tracking, nothing lost */
+			fixture_want(self->want);
+			EXPECT_REPORT();
+			fixture_dirty(_metadata, &self->md);
+			continue;
+		}
+		if (injected)
+			s.absorbed++;
+		ASSERT_EQ(-EINVAL, vfio_get_bitmap(self->md.container, IOVA, SIZE,
+						   PAGE_4K, self->bitmap,
+						   sizeof(self->bitmap)));
+		ASSERT_EQ(0, vfio_dirty(self->md.container,
+					VFIO_IOMMU_DIRTY_PAGES_FLAG_START));
+		/* what was written before START is forgotten, the pin is not */
+		memset(self->want, 0, sizeof(self->want));
+		want_pages(self->want, 50, 1);
+		EXPECT_REPORT();
+		fixture_dirty(_metadata, &self->md);
+	}
+	ASSERT_FALSE(injected);
+	/* tracking restarted by the last round, and exact */
+	fixture_want(self->want);
+	EXPECT_REPORT();
+	sweep_print(&s);
+}
+
+#define UM_IOVA		FAIL_IOVA
+#define UM_PAGES	16ULL		/* two mappings of 8 pages */
+
+/* Size of what UNMAP_DMA (no bitmap) of [iova, iova + size) unmapped. */
+static int unmap_size(int container, uint64_t iova, uint64_t size,
+		      uint64_t *unmapped)
+{
+	struct vfio_iommu_type1_dma_unmap unmap = {
+		.argsz = sizeof(unmap),
+		.iova = iova,
+		.size = size,
+	};
+	int ret = ioctl(container, VFIO_IOMMU_UNMAP_DMA, &unmap) ? -errno : 0;
+
+	*unmapped = unmap.size;
+	return ret;
+}
+
+/*
+ * UNMAP_DMA without a bitmap while tracking, of two mappings whose pages
+ * 2 and 9 the device keeps pinned (the driver unpins them when told, which
+ * marks them dirty), with its n-th allocation failing, for every n.  The
+ * range is unmapped whole, or not at all and still dirty where pinned;
+ * the fixture mapping's dirty pages are untouched either way.
+ */
+TEST_F(pin, allocation_failures_unmap_no_bitmap)
+{
+	struct sweep s = { .name = "UNMAP without a bitmap while tracking" };
+	uint64_t unmapped, bm[1];
+	bool injected = true;
+	int fd, n, ret;
+	uint8_t *mem;
+
+	if (!fail_nth_ready(_metadata))
+		return;
+	mem = mmap(NULL, UM_PAGES * PAGE_4K, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, mem);
+	ASSERT_EQ(0, dma_at(&self->md, "keep", IOVA + 50 * PAGE_4K, 1, 0));
+	fixture_dirty(_metadata, &self->md);
+	for (n = 1; n < 256 && injected; n++) {
+		/* both mappings there, pages 2 and 9 pinned */
+		if (vfio_map(self->md.container, UM_IOVA, mem, 8 * PAGE_4K) != -EEXIST) {
+			ASSERT_EQ(0, vfio_map(self->md.container, UM_IOVA + 8 * PAGE_4K,
+					      mem + 8 * PAGE_4K, 8 * PAGE_4K));
+		}
+		if (migdev_pinned(&self->md) != 3) {
+			ASSERT_EQ(0, migdev_ctl(&self->md, "dma", "release 0 0 0"));
+			ASSERT_EQ(0, dma_at(&self->md, "keep", IOVA + 50 * PAGE_4K, 1, 0));
+			ASSERT_EQ(0, dma_at(&self->md, "keep", UM_IOVA + 2 * PAGE_4K, 1, 0));
+			ASSERT_EQ(0, dma_at(&self->md, "keep", UM_IOVA + 9 * PAGE_4K, 1, 0));
+		}
+		ASSERT_EQ(3, migdev_pinned(&self->md));
+
+		fd = fail_nth_arm(0, n);
+		ASSERT_GE(fd, 0);
+		ret = unmap_size(self->md.container, UM_IOVA, UM_PAGES * PAGE_4K,
+				 &unmapped);
+		injected = fail_nth_disarm(fd);
+		if (injected)
+			s.points++;
+		if (ret) {
+			ASSERT_EQ(-ENOMEM, ret);
+			ASSERT_TRUE(injected);
+			/* not at all: both mappings stay, with their pins' bits */
+			ASSERT_EQ(-EEXIST, vfio_map(self->md.container, UM_IOVA,
+						    mem, PAGE_4K));
+			ASSERT_EQ(-EEXIST, vfio_map(self->md.container,
+						    UM_IOVA + 15 * PAGE_4K,
+						    mem + 15 * PAGE_4K, PAGE_4K));
+			bm[0] = 0;
+			ASSERT_EQ(0, vfio_get_bitmap(self->md.container, UM_IOVA,
+						     UM_PAGES * PAGE_4K, PAGE_4K,
+						     bm, sizeof(bm)));
+			EXPECT_EQ(0x204ULL, bm[0] & 0x204);
+		} else {
+			if (injected)
+				s.absorbed++;
+			/* whole: nothing is left mapped in the range */
+			ASSERT_EQ(UM_PAGES * PAGE_4K, unmapped);
+			ASSERT_EQ(0, unmap_size(self->md.container, UM_IOVA,
+						UM_PAGES * PAGE_4K, &unmapped));
+			ASSERT_EQ(0, unmapped);
+			EXPECT_EQ(1, migdev_pinned(&self->md));
+		}
+		/* the other mapping lost nothing, and got nothing */
+		fixture_want(self->want);
+		EXPECT_REPORT();
+		fixture_dirty(_metadata, &self->md);
+	}
+	ASSERT_FALSE(injected);
+	sweep_print(&s);
+	munmap(mem, UM_PAGES * PAGE_4K);
+}
+
+/* Whether @group is in a container (VFIO_GROUP_GET_STATUS). */
+static bool group_in_container(int group)
+{
+	struct vfio_group_status status = { .argsz = sizeof(status) };
+
+	if (ioctl(group, VFIO_GROUP_GET_STATUS, &status))
+		return false;
+	return status.flags & VFIO_GROUP_FLAGS_CONTAINER_SET;
+}
+
+/*
+ * A second migdev-1 (an emulated-IOMMU group, so in pinned-page scope from
+ * attach) joins the tracking container and leaves it, each with its n-th
+ * allocation failing, for every n:
+ *  - VFIO_GROUP_SET_CONTAINER: -ENOMEM and the group is not in it, or in
+ *    it; either way the container is in pinned-page scope (a report is
+ *    exactly the pinned and written pages, not everything) and no dirty
+ *    page is lost;
+ *  - VFIO_GROUP_UNSET_CONTAINER, and closing the group: the page the
+ *    second device pinned (and unpinned when closed) is reported once,
+ *    nothing is lost and nothing is added.
+ */
+TEST_F_TIMEOUT(pin, allocation_failures_attach_detach, 300)
+{
+	struct sweep set = { .name = "VFIO_GROUP_SET_CONTAINER while tracking" };
+	struct sweep unset = { .name = "VFIO_GROUP_UNSET_CONTAINER while tracking" };
+	struct sweep cls = { .name = "closing a group while tracking" };
+	int fd, n, ret, id, group, dev, c = self->md.container;
+	bool injected = true;
+	char uuid[64], path[64];
+
+	if (!fail_nth_ready(_metadata))
+		return;
+	id = vfio_find_mdev_group(MIGDEV_TYPE, 1, uuid, sizeof(uuid));
+	if (id < 0)
+		VFIO_SKIP_OR_FAIL("migdev", return, "needs two " MIGDEV_TYPE " mdevs");
+	snprintf(path, sizeof(path), "/dev/vfio/%d", id);
+	ASSERT_EQ(0, dma_at(&self->md, "keep", IOVA + 50 * PAGE_4K, 1, 0));
+	fixture_dirty(_metadata, &self->md);
+
+	group = open(path, O_RDWR);
+	ASSERT_GE(group, 0);
+	for (n = 1; n < 256 && injected; n++) {
+		fd = fail_nth_arm(0, n);
+		ASSERT_GE(fd, 0);
+		ret = ioctl(group, VFIO_GROUP_SET_CONTAINER, &c) ? -errno : 0;
+		injected = fail_nth_disarm(fd);
+		if (injected)
+			set.points++;
+		if (ret) {
+			ASSERT_EQ(-ENOMEM, ret);
+			ASSERT_TRUE(injected);
+			ASSERT_FALSE(group_in_container(group));
+		} else {
+			ASSERT_TRUE(group_in_container(group));
+			if (injected)
+				set.absorbed++;
+		}
+		fixture_want(self->want);
+		EXPECT_REPORT();
+		fixture_dirty(_metadata, &self->md);
+		if (!ret && injected)
+			ASSERT_EQ(0, ioctl(group, VFIO_GROUP_UNSET_CONTAINER));
+	}
+	ASSERT_FALSE(injected);
+	sweep_print(&set);
+
+	/* in the container: the second device pins page 60 and writes 70 */
+	for (n = 1, injected = true; n < 256 && injected; n++) {
+		struct migdev md2 = { .fd = -1 };
+
+		snprintf(md2.uuid, sizeof(md2.uuid), "%s", uuid);
+		if (!group_in_container(group))
+			ASSERT_EQ(0, ioctl(group, VFIO_GROUP_SET_CONTAINER, &c));
+		dev = ioctl(group, VFIO_GROUP_GET_DEVICE_FD, uuid);
+		ASSERT_GE(dev, 0);
+		ASSERT_EQ(0, dma_at(&md2, "keep", IOVA + 60 * PAGE_4K, 1, 0));
+		ASSERT_EQ(0, dma_at(&md2, "rw", IOVA + 70 * PAGE_4K, 8, 1));
+		fixture_want(self->want);
+		want_pages(self->want, 60, 1);
+		want_pages(self->want, 70, 1);
+		EXPECT_REPORT();
+		fixture_dirty(_metadata, &self->md);
+		ASSERT_EQ(0, dma_at(&md2, "rw", IOVA + 70 * PAGE_4K, 8, 2));
+		close(dev);	/* unpins page 60 */
+
+		fd = fail_nth_arm(0, n);
+		ASSERT_GE(fd, 0);
+		ret = ioctl(group, VFIO_GROUP_UNSET_CONTAINER) ? -errno : 0;
+		injected = fail_nth_disarm(fd);
+		if (injected)
+			unset.points++;
+		if (ret) {
+			ASSERT_EQ(-ENOMEM, ret);
+			ASSERT_TRUE(injected);
+			ASSERT_TRUE(group_in_container(group));
+		} else {
+			ASSERT_FALSE(group_in_container(group));
+			if (injected)
+				unset.absorbed++;
+		}
+		/* page 60 once (unpinned), 70 once (written): nothing more */
+		fixture_want(self->want);
+		want_pages(self->want, 60, 1);
+		want_pages(self->want, 70, 1);
+		EXPECT_REPORT();
+		fixture_dirty(_metadata, &self->md);
+	}
+	ASSERT_FALSE(injected);
+	sweep_print(&unset);
+	close(group);
+
+	/* closing the group takes it out of the container */
+	for (n = 1, injected = true; n < 256 && injected; n++) {
+		struct migdev md2 = { .fd = -1 };
+
+		snprintf(md2.uuid, sizeof(md2.uuid), "%s", uuid);
+		group = open(path, O_RDWR);
+		ASSERT_GE(group, 0);
+		ASSERT_EQ(0, ioctl(group, VFIO_GROUP_SET_CONTAINER, &c));
+		dev = ioctl(group, VFIO_GROUP_GET_DEVICE_FD, uuid);
+		ASSERT_GE(dev, 0);
+		ASSERT_EQ(0, dma_at(&md2, "keep", IOVA + 60 * PAGE_4K, 1, 0));
+		ASSERT_EQ(0, dma_at(&md2, "rw", IOVA + 70 * PAGE_4K, 8, 1));
+		close(dev);
+
+		fd = fail_nth_arm(0, n);
+		ASSERT_GE(fd, 0);
+		close(group);
+		injected = fail_nth_disarm(fd);
+		if (injected) {
+			cls.points++;
+			cls.absorbed++;		/* close cannot fail */
+		}
+		fixture_want(self->want);
+		want_pages(self->want, 60, 1);
+		want_pages(self->want, 70, 1);
+		EXPECT_REPORT();
+		fixture_dirty(_metadata, &self->md);
+		/* gone from the container: the group opens again, free */
+		group = open(path, O_RDWR);
+		ASSERT_GE(group, 0);
+		EXPECT_FALSE(group_in_container(group));
+		close(group);
+	}
+	ASSERT_FALSE(injected);
+	sweep_print(&cls);
+	/* the container works: the fixture device writes, it is reported */
+	fixture_want(self->want);
+	EXPECT_REPORT();
+}
+
+/*
+ * The device's DMA commands with the n-th allocation of its kernel thread
+ * failing (fail-nth armed on that thread, which makes the calls into VFIO:
+ * vfio_pin_pages(), vfio_unpin_pages(), vfio_dma_rw() and their dirty
+ * marks), for every n in turn until a command makes fewer.  The debugfs
+ * write returns the command's errno: -ENOMEM, or success when the failure
+ * is absorbed, and then the memory holds what the command wrote.  Either
+ * way the working set is what the command left pinned, and a report has
+ * at least every page whose memory changed and every page pinned.
+ */
+struct dma_case {
+	const char *cmd;
+	uint64_t page, off, len;	/* from IOVA */
+	bool writes;			/* the pattern, seeded n */
+	int pinned;			/* pages pinned after it succeeded */
+};
+
+#define KEPT_PAGE	40	/* the working set of "release" and "kept" */
+
+static const struct dma_case dma_cases[] = {
+	{ "pin", 10, 8, 4100, true, 0 },
+	{ "rw", 30, 4093, 6000, true, 0 },
+	{ "keep", 20, 0, 2 * PAGE_4K, false, 2 },
+	{ "release", 0, 0, 0, false, 0 },
+	{ "kept", KEPT_PAGE, 100, PAGE_4K, true, 2 },
+};
+
+TEST_F_TIMEOUT(pin, allocation_failures_dma_commands, 300)
+{
+	int worker = migdev_worker(&self->md), fd, n, ret;
+	uint64_t page, must[WORDS];
+	unsigned int i;
+	bool injected;
+	long pinned;
+
+	if (!fail_nth_ready(_metadata))
+		return;
+	if (worker < 0)
+		VFIO_SKIP_OR_FAIL("migdev", return,
+				  "migdev has no DMA thread (debugfs \"worker\")");
+	for (i = 0; i < ARRAY_SIZE(dma_cases); i++) {
+		const struct dma_case *d = &dma_cases[i];
+		struct sweep s = { .name = d->cmd };
+		bool keeps_set = !strcmp(d->cmd, "release") || !strcmp(d->cmd, "kept");
+
+		for (n = 1, injected = true; n < 256 && injected; n++) {
+			/* nothing pinned, nothing written, nothing dirty */
+			ASSERT_EQ(0, migdev_ctl(&self->md, "dma", "release 0 0 0"));
+			memset(self->buf, 0, SIZE);
+			ASSERT_EQ(0, vfio_get_bitmap(self->md.container, IOVA, SIZE,
+						     PAGE_4K, self->bitmap,
+						     sizeof(self->bitmap)));
+			if (keeps_set)
+				ASSERT_EQ(0, dma_at(&self->md, "keep",
+						    IOVA + KEPT_PAGE * PAGE_4K,
+						    2 * PAGE_4K, 0));
+
+			fd = fail_nth_arm(worker, n);
+			ASSERT_GE(fd, 0);
+			ret = dma_at(&self->md, d->cmd,
+				     IOVA + d->page * PAGE_4K + d->off, d->len, n);
+			injected = fail_nth_disarm(fd);
+			if (injected)
+				s.points++;
+			pinned = migdev_pinned(&self->md);
+			if (ret) {
+				ASSERT_EQ(-ENOMEM, ret) {
+					ksft_print_msg("%s: allocation %d failed\n",
+						       d->cmd, n);
+				}
+				ASSERT_TRUE(injected);
+				/* pins "keep" made before the failure may stay */
+				EXPECT_TRUE(strcmp(d->cmd, "keep") ?
+					    pinned == (keeps_set ? 2 : 0) :
+					    pinned >= 0 && pinned <= 2) {
+					ksft_print_msg("%s: allocation %d failed, %ld pinned\n",
+						       d->cmd, n, pinned);
+				}
+			} else {
+				if (injected)
+					s.absorbed++;
+				EXPECT_EQ(d->pinned, pinned);
+				EXPECT_TRUE(!d->writes ||
+					    memory_is(self->buf, d->page * PAGE_4K + d->off,
+						      d->len, n)) {
+					ksft_print_msg("%s: allocation %d failed\n",
+						       d->cmd, n);
+				}
+			}
+
+			/* dirty: every page changed, every page pinned now or before */
+			memset(must, 0, sizeof(must));
+			for (page = 0; page < PAGES; page++) {
+				uint64_t b;
+
+				for (b = 0; b < PAGE_4K; b++) {
+					if (self->buf[page * PAGE_4K + b]) {
+						set_bit64(must, page);
+						break;
+					}
+				}
+			}
+			if (!strcmp(d->cmd, "keep"))
+				want_pages(must, d->page, pinned);
+			if (keeps_set)
+				want_pages(must, KEPT_PAGE, 2);
+			memset(self->bitmap, 0, sizeof(self->bitmap));
+			ASSERT_EQ(0, vfio_get_bitmap(self->md.container, IOVA, SIZE,
+						     PAGE_4K, self->bitmap,
+						     sizeof(self->bitmap)));
+			EXPECT_TRUE(bits_cover(self->bitmap, must, WORDS)) {
+				ksft_print_msg("%s: allocation %d failed%s\n", d->cmd, n,
+					       injected ? "" : " (none did)");
+			}
+		}
+		ASSERT_FALSE(injected);
+		sweep_print(&s);
+	}
+	/* the device works on */
+	ASSERT_EQ(0, migdev_ctl(&self->md, "dma", "release 0 0 0"));
+	memset(self->buf, 0, SIZE);
+	ASSERT_EQ(0, vfio_get_bitmap(self->md.container, IOVA, SIZE, PAGE_4K,
+				     self->bitmap, sizeof(self->bitmap)));
+	ASSERT_EQ(0, dma_at(&self->md, "pin", IOVA + 5 * PAGE_4K, 8, 3));
+	EXPECT_TRUE(memory_is(self->buf, 5 * PAGE_4K, 8, 3));
+	memset(self->want, 0, sizeof(self->want));
+	want_pages(self->want, 5, 1);
+	EXPECT_REPORT();
 }
 
 #define CG_TEST		CG_ROOT "/vfio-dirty-test"

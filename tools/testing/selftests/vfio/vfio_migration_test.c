@@ -505,6 +505,192 @@ TEST_F(mig, truncated_resume_fails)
 	EXPECT_SAME_STATE();
 }
 
+/*
+ * fail-nth over the migration region: the accesses of a save and a resume
+ * (QEMU's sequence), each kind of access one sweep.  Every time an access
+ * of a kind runs, its next allocation is made to fail (n = 1, 2, ...,
+ * retrying the access while it fails), until an access of that kind makes
+ * fewer than n allocations.
+ */
+enum {
+	MS_STATE, MS_PENDING, MS_OFFSET, MS_SIZE_READ, MS_DATA_READ,
+	MS_DATA_WRITE, MS_SIZE_WRITE, MS_NR
+};
+
+static const char * const ms_names[MS_NR] = {
+	"device_state write", "pending_bytes read", "data_offset read",
+	"data_size read", "data read", "data write", "data_size write",
+};
+
+struct mig_sweep {
+	int next[MS_NR];	/* the n to try next; 0 once done */
+	int points[MS_NR];	/* allocations failed in turn */
+	int absorbed[MS_NR];	/* of them, the access succeeded */
+};
+
+/*
+ * Access @len bytes at @off of the region as step @op: an injected
+ * failure is -ENOMEM with the device state unchanged, and the access is
+ * made again; it may also be absorbed (the access succeeds).  Returns
+ * what the last access returned.
+ */
+static int mig_step(struct __test_metadata *_metadata, struct mig_sweep *sw,
+		    int op, struct migdev *md, uint64_t off, void *buf,
+		    size_t len)
+{
+	bool write = op == MS_STATE || op == MS_DATA_WRITE || op == MS_SIZE_WRITE;
+
+	for (;;) {
+		uint32_t before = mig_state(md);
+		int n = sw->next[op], fd = -1, ret;
+
+		if (n) {
+			fd = fail_nth_arm(0, n);
+			ASSERT_GE(fd, 0);
+		}
+		ret = write ? mig_write(md, off, buf, len) : mig_read(md, off, buf, len);
+		if (!n || !fail_nth_disarm(fd)) {
+			sw->next[op] = 0;	/* fewer than n: every n was tried */
+			return ret;
+		}
+		sw->points[op]++;
+		sw->next[op]++;
+		if (!ret) {
+			sw->absorbed[op]++;
+			return 0;
+		}
+		ASSERT_EQ(-ENOMEM, ret) {
+			ksft_print_msg("%s: allocation %d failed\n", ms_names[op], n);
+		}
+		ASSERT_EQ(before, mig_state(md));
+	}
+}
+
+static int mig_step_state(struct __test_metadata *_metadata,
+			  struct mig_sweep *sw, struct migdev *md, uint32_t state)
+{
+	return mig_step(_metadata, sw, MS_STATE, md, MIG_STATE, &state, 4);
+}
+
+static uint64_t mig_step_pending(struct __test_metadata *_metadata,
+				 struct mig_sweep *sw, struct migdev *md)
+{
+	uint64_t v = ~0ULL;
+
+	EXPECT_EQ(0, mig_step(_metadata, sw, MS_PENDING, md, MIG_PENDING, &v, 8));
+	return v;
+}
+
+/* save_chunk() step by step; the chunk's size. */
+static uint64_t sweep_save_chunk(struct __test_metadata *_metadata,
+				 struct mig_sweep *sw, struct migdev *md,
+				 uint8_t *stream, size_t *len, void *map)
+{
+	uint64_t off = ~0ULL, size = ~0ULL;
+
+	ASSERT_EQ(0, mig_step(_metadata, sw, MS_OFFSET, md, MIG_DATA_OFFSET, &off, 8));
+	ASSERT_EQ(0, mig_step(_metadata, sw, MS_SIZE_READ, md, MIG_DATA_SIZE, &size, 8));
+	ASSERT_LE(off + size, md->mig_size);
+	ASSERT_LE(*len + 8 + size, MAX_STREAM);
+	memcpy(stream + *len, &size, 8);
+	if (map && off >= md->mmap_offset &&
+	    off + size <= md->mmap_offset + md->mmap_size)
+		memcpy(stream + *len + 8, (char *)map + off - md->mmap_offset, size);
+	else
+		ASSERT_EQ(0, mig_step(_metadata, sw, MS_DATA_READ, md, off,
+				      stream + *len + 8, size));
+	*len += 8 + size;
+	mig_step_pending(_metadata, sw, md);	/* the acknowledgment */
+	return size;
+}
+
+/*
+ * A live migration from A to B as in save_and_resume_byte_for_byte, every
+ * access of the region with its allocations failing in turn (see
+ * mig_step()): each either succeeds or fails with -ENOMEM and changes
+ * nothing, and the migration goes on.  B then holds A's state byte for
+ * byte; so it does after a second, undisturbed migration.
+ */
+TEST_F_TIMEOUT(mig, allocation_failures_save_resume, 300)
+{
+	void *map = map_data(&self->a), *bmap = map_data(&self->b);
+	struct mig_sweep sw;
+	unsigned int round, i, chunks = 0;
+	size_t pos = 0;
+	uint64_t n;
+
+	if (!fail_nth_ready(_metadata))
+		return;
+	ASSERT_NE(NULL, map);
+	ASSERT_NE(NULL, bmap);
+	for (i = 0; i < MS_NR; i++) {
+		sw.next[i] = 1;
+		sw.points[i] = 0;
+		sw.absorbed[i] = 0;
+	}
+	ASSERT_EQ(0, migdev_ctl(&self->a, "step", "%d", 200));
+	ASSERT_EQ(0, mig_step_state(_metadata, &sw, &self->a, V1_SAVING | V1_RUNNING));
+	for (round = 0; round < 64 && mig_step_pending(_metadata, &sw, &self->a);
+	     round++) {
+		sweep_save_chunk(_metadata, &sw, &self->a, self->stream, &self->len,
+				 round % 2 ? map : NULL);
+		if (round < 8)		/* the device keeps running */
+			ASSERT_EQ(0, migdev_ctl(&self->a, "step", "%d", 3));
+	}
+	EXPECT_GT(round, 4);
+	ASSERT_EQ(0, mig_step_state(_metadata, &sw, &self->a, V1_SAVING));
+	do {
+		n = sweep_save_chunk(_metadata, &sw, &self->a, self->stream,
+				     &self->len, NULL);
+	} while (n && mig_step_pending(_metadata, &sw, &self->a));
+	EXPECT_EQ(0, mig_step_pending(_metadata, &sw, &self->a));
+	ASSERT_EQ(0, mig_step_state(_metadata, &sw, &self->a, V1_STOP));
+
+	ASSERT_EQ(0, mig_step_state(_metadata, &sw, &self->b, V1_RESUMING));
+	while (pos < self->len) {
+		uint64_t size, off = ~0ULL;
+
+		memcpy(&size, self->stream + pos, 8);
+		ASSERT_EQ(0, mig_step(_metadata, &sw, MS_OFFSET, &self->b,
+				      MIG_DATA_OFFSET, &off, 8));
+		ASSERT_EQ(self->b.mmap_offset, off);
+		ASSERT_LE(size, self->b.mmap_size);
+		if (chunks++ % 2)
+			memcpy(bmap, self->stream + pos + 8, size);
+		else
+			ASSERT_EQ(0, mig_step(_metadata, &sw, MS_DATA_WRITE, &self->b,
+					      off, self->stream + pos + 8, size));
+		ASSERT_EQ(0, mig_step(_metadata, &sw, MS_SIZE_WRITE, &self->b,
+				      MIG_DATA_SIZE, &size, 8));
+		pos += 8 + size;
+	}
+	ASSERT_EQ(0, mig_step_state(_metadata, &sw, &self->b, V1_RUNNING));
+	EXPECT_SAME_STATE();
+	ksft_print_msg("%u pre-copy rounds, %u chunks, %zu bytes\n", round,
+		       chunks, self->len);
+	for (i = 0; i < MS_NR; i++) {
+		EXPECT_EQ(0, sw.next[i]) {
+			ksft_print_msg("%s: the sweep did not end\n", ms_names[i]);
+		}
+		ksft_print_msg("%s: %d allocations failed in turn (%d absorbed)\n",
+			       ms_names[i], sw.points[i], sw.absorbed[i]);
+	}
+
+	/* and a whole migration again, nothing injected */
+	ASSERT_EQ(0, mig_set_state(&self->a, V1_RUNNING));
+	ASSERT_EQ(0, migdev_ctl(&self->a, "step", "%d", 7));
+	self->len = 0;
+	ASSERT_EQ(0, mig_set_state(&self->a, V1_SAVING));
+	ASSERT_EQ(0, save_rest(&self->a, self->stream, &self->len));
+	ASSERT_EQ(0, mig_set_state(&self->a, V1_STOP));
+	ASSERT_EQ(0, mig_set_state(&self->b, V1_RESUMING));
+	ASSERT_EQ(0, resume_stream(&self->b, self->stream, self->len));
+	ASSERT_EQ(0, mig_set_state(&self->b, V1_RUNNING));
+	EXPECT_SAME_STATE();
+	munmap(map, self->a.mmap_size);
+	munmap(bmap, self->b.mmap_size);
+}
+
 /* The state of a device just reset: registers 0 but REG_ID, state 0. */
 static void reset_state(uint8_t *s)
 {

@@ -30,6 +30,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <linux/vfio.h>
@@ -240,6 +241,53 @@ static inline void vfio_skip_or_fail(struct __test_metadata *_metadata,
 	vfio_skip_or_fail(_metadata, what);				\
 	statement;							\
 } while (0)
+
+/*
+ * fail-nth (fault injection, failslab): the n-th slab allocation a task
+ * makes after fail_nth_arm() fails.  fail_nth_disarm() says whether it
+ * did: false when the task made fewer than n allocations meanwhile.
+ */
+static inline bool fail_nth_ready(struct __test_metadata *_metadata)
+{
+	if (sysfs_write("/sys/kernel/debug/failslab/ignore-gfp-wait", "N") ||
+	    sysfs_write("/sys/kernel/debug/failslab/verbose", "0"))
+		VFIO_SKIP_OR_FAIL("failslab", return false,
+				  "no failslab (CONFIG_FAILSLAB, CONFIG_FAULT_INJECTION_DEBUG_FS)");
+	return true;
+}
+
+/*
+ * Arm fail-nth for task @tid (a thread id; 0: the calling thread), whose
+ * @n-th slab allocation from now on fails.  Returns the file to give
+ * fail_nth_disarm(), or -1.
+ */
+static inline int fail_nth_arm(int tid, int n)
+{
+	char path[64], val[16];
+	int fd;
+
+	if (!tid)
+		tid = syscall(SYS_gettid);
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/fail-nth", tid, tid);
+	fd = open(path, O_RDWR);
+	snprintf(val, sizeof(val), "%d", n);
+	if (fd >= 0 && write(fd, val, strlen(val)) != (ssize_t)strlen(val)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static inline bool fail_nth_disarm(int fd)
+{
+	char val[16] = "";
+	bool injected = pread(fd, val, sizeof(val) - 1, 0) > 0 && !atoi(val);
+
+	if (write(fd, "0", 1) != 1)
+		injected = false;
+	close(fd);
+	return injected;
+}
 #endif
 
 /*
