@@ -17,6 +17,9 @@ export MIGDEV_KO=${MIGDEV_KO:-$ksft/migdev.ko}
 # instead of skipping (see tools/testing/selftests/vfio/vfio_util.h).
 export VFIO_SELFTEST_REQUIRE=${VFIO_SELFTEST_REQUIRE-edu mtty migdev migdev-module failslab memcg}
 echo "VFIO_SELFTEST_REQUIRE=$VFIO_SELFTEST_REQUIRE"
+# budgets of the stress test and the fuzzer (make test-debug: longer)
+export VFIO_STRESS_SECONDS=${VFIO_STRESS_SECONDS:-5}
+echo "VFIO_STRESS_SECONDS=$VFIO_STRESS_SECONDS"
 
 for t in "$ksft"/*_test; do
 	name=$(basename "$t")
