@@ -49,9 +49,10 @@
  *   pinned    read: number of pages in the working set
  *   logged    read: writes noted in the log and not reported yet
  *   saved     read: bytes of migration data handed out by the last save
- *   worker    read: pid of the device's kernel thread, which makes every
- *             call into VFIO for a DMA command (to aim per-task fault
- *             injection, /proc/PID/fail-nth, at them)
+ *   worker    read: pid (in the initial pid namespace) of the device's
+ *             kernel thread, which makes every call into VFIO for a DMA
+ *             command (to aim per-task fault injection,
+ *             /proc/PID/task/PID/fail-nth, at them)
  *
  * The migration region (index VFIO_PCI_NUM_REGIONS, type 3, subtype 1)
  *   0x0000  header, trapped, natural-width accesses only
@@ -1304,6 +1305,7 @@ static const struct file_operations migdev_dbg_step_fops = {
 static int migdev_init_dev(struct vfio_device *vdev)
 {
 	struct migdev *md = to_migdev(vdev);
+	int ret;
 
 	if (atomic_dec_if_positive(&migdev_parent.avail) < 0)
 		return -ENOSPC;
@@ -1312,22 +1314,29 @@ static int migdev_init_dev(struct vfio_device *vdev)
 	kthread_init_work(&md->bar_work, migdev_bar_work);
 	md->worker = kthread_create_worker(0, "migdev");
 	if (IS_ERR(md->worker)) {
-		atomic_inc(&migdev_parent.avail);
-		return PTR_ERR(md->worker);
+		ret = PTR_ERR(md->worker);
+		goto err;
 	}
 	md->worker_pid = task_pid_nr(md->worker->task);
 	md->state = vzalloc(MIGDEV_STATE_SIZE);
 	md->data = vmalloc_user(MIGDEV_DATA_SIZE);
 	if (!md->state || !md->data) {
-		vfree(md->state);
-		vfree(md->data);
-		kthread_destroy_worker(md->worker);
-		atomic_inc(&migdev_parent.avail);
-		return -ENOMEM;
+		ret = -ENOMEM;
+		goto err_free;
 	}
 	migdev_init_config(md);
 	migdev_reset_state(md);
 	return 0;
+
+err_free:
+	vfree(md->state);
+	vfree(md->data);
+	kthread_destroy_worker(md->worker);
+err:
+	mutex_destroy(&md->pin_lock);
+	mutex_destroy(&md->lock);
+	atomic_inc(&migdev_parent.avail);
+	return ret;
 }
 
 static void migdev_release_dev(struct vfio_device *vdev)

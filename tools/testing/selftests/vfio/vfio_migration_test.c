@@ -507,63 +507,101 @@ TEST_F(mig, truncated_resume_fails)
 
 /*
  * fail-nth over the migration region: the accesses of a save and a resume
- * (QEMU's sequence), each kind of access one sweep.  Every time an access
- * of a kind runs, its next allocation is made to fail (n = 1, 2, ...,
- * retrying the access while it fails), until an access of that kind makes
- * fewer than n allocations.
+ * (QEMU's sequence), counted by kind.  The header accesses (device_state,
+ * pending_bytes, data_offset, data_size) allocate nothing: each one is
+ * made with its first allocation armed to fail, which must not be used.
+ * The data section is read and written in pieces of at most 8 KiB, so
+ * that migdev's bounce buffer (kvmalloc) comes from kmalloc, which
+ * failslab reaches: each piece is swept on its own, its n-th allocation
+ * failing for n = 1, 2, ... (the access made again after each failure)
+ * until it makes fewer than n.
  */
 enum {
-	MS_STATE, MS_PENDING, MS_OFFSET, MS_SIZE_READ, MS_DATA_READ,
-	MS_DATA_WRITE, MS_SIZE_WRITE, MS_NR
+	MS_STATE, MS_PENDING, MS_OFFSET, MS_SIZE_READ, MS_SIZE_WRITE,
+	MS_DATA_READ, MS_DATA_WRITE, MS_NR
 };
+
+#define MS_HEADER_NR	MS_DATA_READ	/* the kinds before it: header */
+
+/*
+ * Data pieces of 8 KiB and 4 KiB in turn: kvmalloc() falls back to
+ * vmalloc when an 8 KiB kmalloc fails (the failure is absorbed), not when
+ * a 4 KiB one does (the access fails with -ENOMEM).
+ */
+#define MS_PIECE(i)	((i) % 2 ? 4096 : 8192)
 
 static const char * const ms_names[MS_NR] = {
 	"device_state write", "pending_bytes read", "data_offset read",
-	"data_size read", "data read", "data write", "data_size write",
+	"data_size read", "data_size write", "data read", "data write",
 };
 
 struct mig_sweep {
-	int next[MS_NR];	/* the n to try next; 0 once done */
+	int accesses[MS_NR];	/* accesses made (a retry is not one more) */
 	int points[MS_NR];	/* allocations failed in turn */
 	int absorbed[MS_NR];	/* of them, the access succeeded */
 };
 
 /*
- * Access @len bytes at @off of the region as step @op: an injected
- * failure is -ENOMEM with the device state unchanged, and the access is
- * made again; it may also be absorbed (the access succeeds).  Returns
- * what the last access returned.
+ * Access @len bytes at @off of the region as step @op.  A header access
+ * is made once, armed at 1: it must allocate nothing.  A data access is
+ * swept: an injected failure is -ENOMEM with the device state unchanged,
+ * and the access is made again with the next n; it may also be absorbed
+ * (the access succeeds, see mig_sweep_print()).  Returns what the last
+ * access returned.
  */
 static int mig_step(struct __test_metadata *_metadata, struct mig_sweep *sw,
 		    int op, struct migdev *md, uint64_t off, void *buf,
 		    size_t len)
 {
 	bool write = op == MS_STATE || op == MS_DATA_WRITE || op == MS_SIZE_WRITE;
+	int n, fd, ret;
 
-	for (;;) {
+	sw->accesses[op]++;
+	for (n = 1; ; n++) {
 		uint32_t before = mig_state(md);
-		int n = sw->next[op], fd = -1, ret;
+		bool injected;
 
-		if (n) {
-			fd = fail_nth_arm(0, n);
-			ASSERT_GE(fd, 0);
-		}
+		fd = fail_nth_arm(0, n);
+		ASSERT_GE(fd, 0);
 		ret = write ? mig_write(md, off, buf, len) : mig_read(md, off, buf, len);
-		if (!n || !fail_nth_disarm(fd)) {
-			sw->next[op] = 0;	/* fewer than n: every n was tried */
+		injected = fail_nth_disarm(fd);
+		if (op < MS_HEADER_NR) {
+			EXPECT_FALSE(injected) {
+				ksft_print_msg("%s allocates (access %d returned %d)\n",
+					       ms_names[op], sw->accesses[op], ret);
+			}
 			return ret;
 		}
+		if (!injected)
+			return ret;	/* fewer than n: every n was tried */
 		sw->points[op]++;
-		sw->next[op]++;
 		if (!ret) {
 			sw->absorbed[op]++;
-			return 0;
+			continue;
 		}
 		ASSERT_EQ(-ENOMEM, ret) {
 			ksft_print_msg("%s: allocation %d failed\n", ms_names[op], n);
 		}
 		ASSERT_EQ(before, mig_state(md));
 	}
+}
+
+/* @len bytes of the data section at @off, in pieces (MS_PIECE()). */
+static int mig_step_data(struct __test_metadata *_metadata,
+			 struct mig_sweep *sw, int op, struct migdev *md,
+			 uint64_t off, uint8_t *buf, size_t len)
+{
+	size_t done, piece;
+	unsigned int i;
+	int ret;
+
+	for (done = 0, i = 0; done < len; done += piece, i++) {
+		piece = len - done < MS_PIECE(i) ? len - done : MS_PIECE(i);
+		ret = mig_step(_metadata, sw, op, md, off + done, buf + done, piece);
+		if (ret)
+			return ret;
+	}
+	return 0;
 }
 
 static int mig_step_state(struct __test_metadata *_metadata,
@@ -597,25 +635,60 @@ static uint64_t sweep_save_chunk(struct __test_metadata *_metadata,
 	    off + size <= md->mmap_offset + md->mmap_size)
 		memcpy(stream + *len + 8, (char *)map + off - md->mmap_offset, size);
 	else
-		ASSERT_EQ(0, mig_step(_metadata, sw, MS_DATA_READ, md, off,
-				      stream + *len + 8, size));
+		ASSERT_EQ(0, mig_step_data(_metadata, sw, MS_DATA_READ, md, off,
+					   stream + *len + 8, size));
 	*len += 8 + size;
 	mig_step_pending(_metadata, sw, md);	/* the acknowledgment */
 	return size;
 }
 
 /*
+ * Check and print the sweep: every kind of access was made; the header
+ * kinds allocated nothing (mig_step() checked each access); the data kinds
+ * had allocations failed, some of them seen by the user as -ENOMEM.
+ */
+static void mig_sweep_print(struct __test_metadata *_metadata,
+			    const struct mig_sweep *sw)
+{
+	unsigned int i;
+
+	for (i = 0; i < MS_NR; i++) {
+		EXPECT_GT(sw->accesses[i], 0) {
+			ksft_print_msg("%s: never made\n", ms_names[i]);
+		}
+		if (i < MS_HEADER_NR) {
+			ksft_print_msg("%s: %d accesses, none allocates %s\n",
+				       ms_names[i], sw->accesses[i],
+				       "(fail-nth=1 not consumed)");
+			continue;
+		}
+		EXPECT_GT(sw->points[i], 0) {
+			ksft_print_msg("%s: no allocation failed\n", ms_names[i]);
+		}
+		EXPECT_GT(sw->points[i] - sw->absorbed[i], 0) {
+			ksft_print_msg("%s: no access failed\n", ms_names[i]);
+		}
+		ksft_print_msg("%s: %d accesses, %d allocations failed in turn (%d absorbed)\n",
+			       ms_names[i], sw->accesses[i], sw->points[i],
+			       sw->absorbed[i]);
+	}
+	ksft_print_msg("absorbed: the access succeeded although an allocation failed\n");
+	ksft_print_msg("  (kvmalloc fell back to vmalloc, or the allocation was kmemleak's\n");
+	ksft_print_msg("  own object tracking, CONFIG_DEBUG_KMEMLEAK, which it tolerates)\n");
+}
+
+/*
  * A live migration from A to B as in save_and_resume_byte_for_byte, every
- * access of the region with its allocations failing in turn (see
- * mig_step()): each either succeeds or fails with -ENOMEM and changes
- * nothing, and the migration goes on.  B then holds A's state byte for
- * byte; so it does after a second, undisturbed migration.
+ * access of the region under fail-nth (see mig_step()): a header access
+ * allocates nothing; a data access either succeeds or fails with -ENOMEM
+ * and changes nothing, and the migration goes on.  B then holds A's state
+ * byte for byte; so it does after a second, undisturbed migration.
  */
 TEST_F_TIMEOUT(mig, allocation_failures_save_resume, 300)
 {
 	void *map = map_data(&self->a), *bmap = map_data(&self->b);
-	struct mig_sweep sw;
-	unsigned int round, i, chunks = 0;
+	struct mig_sweep sw = { { 0 } };
+	unsigned int round, chunks = 0;
 	size_t pos = 0;
 	uint64_t n;
 
@@ -623,11 +696,6 @@ TEST_F_TIMEOUT(mig, allocation_failures_save_resume, 300)
 		return;
 	ASSERT_NE(NULL, map);
 	ASSERT_NE(NULL, bmap);
-	for (i = 0; i < MS_NR; i++) {
-		sw.next[i] = 1;
-		sw.points[i] = 0;
-		sw.absorbed[i] = 0;
-	}
 	ASSERT_EQ(0, migdev_ctl(&self->a, "step", "%d", 200));
 	ASSERT_EQ(0, mig_step_state(_metadata, &sw, &self->a, V1_SAVING | V1_RUNNING));
 	for (round = 0; round < 64 && mig_step_pending(_metadata, &sw, &self->a);
@@ -658,8 +726,9 @@ TEST_F_TIMEOUT(mig, allocation_failures_save_resume, 300)
 		if (chunks++ % 2)
 			memcpy(bmap, self->stream + pos + 8, size);
 		else
-			ASSERT_EQ(0, mig_step(_metadata, &sw, MS_DATA_WRITE, &self->b,
-					      off, self->stream + pos + 8, size));
+			ASSERT_EQ(0, mig_step_data(_metadata, &sw, MS_DATA_WRITE,
+						   &self->b, off,
+						   self->stream + pos + 8, size));
 		ASSERT_EQ(0, mig_step(_metadata, &sw, MS_SIZE_WRITE, &self->b,
 				      MIG_DATA_SIZE, &size, 8));
 		pos += 8 + size;
@@ -668,13 +737,7 @@ TEST_F_TIMEOUT(mig, allocation_failures_save_resume, 300)
 	EXPECT_SAME_STATE();
 	ksft_print_msg("%u pre-copy rounds, %u chunks, %zu bytes\n", round,
 		       chunks, self->len);
-	for (i = 0; i < MS_NR; i++) {
-		EXPECT_EQ(0, sw.next[i]) {
-			ksft_print_msg("%s: the sweep did not end\n", ms_names[i]);
-		}
-		ksft_print_msg("%s: %d allocations failed in turn (%d absorbed)\n",
-			       ms_names[i], sw.points[i], sw.absorbed[i]);
-	}
+	mig_sweep_print(_metadata, &sw);
 
 	/* and a whole migration again, nothing injected */
 	ASSERT_EQ(0, mig_set_state(&self->a, V1_RUNNING));
