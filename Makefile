@@ -1,7 +1,7 @@
 # VFIO migration series: project verbs.  Run as root on Debian 12; the
 # first run installs what it needs and fills the cache
 # ($${XDG_CACHE_HOME:-~/.cache}/vfio-mig, override with VFIO_MIG_CACHE).
-.PHONY: help demo test test-debug bench viommu build assemble vm edit refresh export clean-cache
+.PHONY: help demo test test-debug fuzz bench viommu build assemble vm edit refresh export clean-cache
 
 help:
 	@sed -n 's/^## //p' $(MAKEFILE_LIST)
@@ -17,6 +17,10 @@ test:
 ## make test-debug    the VM tests on a KASAN/UBSAN/hung-task kernel (tooling/debug.config)
 test-debug:
 	@tooling/test --debug
+
+## make fuzz         the fuzzer with a long budget (ARGS='--debug -s SEED -n STEPS -t SECONDS')
+fuzz:
+	@tooling/fuzz $(ARGS)
 
 ## make bench         benchmark, kernels without debug options: 6.12 vs the series (ARGS='-b 5 -r 11')
 bench:
