@@ -1385,10 +1385,11 @@ static bool group_in_container(int group)
  *    n: -ENOMEM and the group is not in it, or in it; either way the
  *    container is in pinned-page scope (a report is exactly the pinned and
  *    written pages, not everything) and no dirty page is lost;
- *  - VFIO_GROUP_UNSET_CONTAINER, and closing the group, allocate nothing
- *    (the first allocation armed to fail is not used): the page the
- *    second device pinned (and unpinned when closed) is reported once,
- *    nothing is lost and nothing is added.
+ *  - VFIO_GROUP_UNSET_CONTAINER allocates nothing (the first allocation
+ *    armed to fail is not used), and closing the group works with its
+ *    first allocation failing, if it makes one: the page the second
+ *    device pinned (and unpinned when closed) is reported once, nothing
+ *    is lost and nothing is added.
  */
 TEST_F_TIMEOUT(pin, allocation_failures_attach_detach, 300)
 {
@@ -1459,9 +1460,15 @@ TEST_F_TIMEOUT(pin, allocation_failures_attach_detach, 300)
 
 		fd = no_alloc_arm(_metadata, 0);
 		if (i) {
-			/* closing the group takes it out of the container */
+			/*
+			 * Closing the group takes it out of the container,
+			 * also when its first allocation fails: the test
+			 * kernel's close makes none, the debug kernel's one.
+			 */
 			close(group);
-			no_alloc_check(_metadata, fd, "closing a group while tracking");
+			ksft_print_msg("closing a group while tracking: %s\n",
+				       fail_nth_disarm(fd) ? "its first allocation failed" :
+				       "allocates nothing");
 		} else {
 			ret = ioctl(group, VFIO_GROUP_UNSET_CONTAINER) ? -errno : 0;
 			no_alloc_check(_metadata, fd,
