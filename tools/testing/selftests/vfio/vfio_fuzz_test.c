@@ -309,6 +309,26 @@ static bool fz_enough(struct fuzz *f, int op, unsigned long min)
 	return false;
 }
 
+/* At least @min successes of @op: see fz_enough(). */
+struct fz_need {
+	int op;
+	unsigned long min;
+};
+
+/*
+ * End of a test: print what it did, then whether it did enough of each
+ * @need (a list ended by a zero min).
+ */
+static bool fz_finish(struct fuzz *f, double t0, const struct fz_need *need)
+{
+	bool enough = true;
+
+	fz_report(f, now_ms() - t0);
+	for (; need->min; need++)
+		enough &= fz_enough(f, need->op, need->min);
+	return enough;
+}
+
 /* ---- the model of a container: mappings, pins, dirty pages ---- */
 
 struct mapping {
@@ -1577,7 +1597,15 @@ TEST_F_TIMEOUT(type1, fuzz, FUZZ_TIMEOUT)
 {
 	struct fuzz *f = &self->s.f;
 	double t0 = now_ms();
-	bool enough = true;
+	static const struct fz_need need[] = {
+		{ OP_MAP, 50 },
+		{ OP_UNMAP, 20 },
+		{ OP_UNMAP_BITMAP, 10 },
+		{ OP_GET, 40 },
+		{ OP_DMA, 80 },
+		{ OP_START, 5 },
+		{ 0, 0 },
+	};
 
 	fz_init(f, variant->precise ? "type1-precise" : "type1", 15000);
 	EXPECT_EQ(0, vfio_dirty(self->s.md.container, START));
@@ -1589,15 +1617,8 @@ TEST_F_TIMEOUT(type1, fuzz, FUZZ_TIMEOUT)
 		t1_get_all(&self->s, f);
 		t1_unmap_all(&self->s, f);
 	}
-	fz_report(f, now_ms() - t0);
 	EXPECT_EQ(0, f->failed);
-	enough &= fz_enough(f, OP_MAP, 50);
-	enough &= fz_enough(f, OP_UNMAP, 20);
-	enough &= fz_enough(f, OP_UNMAP_BITMAP, 10);
-	enough &= fz_enough(f, OP_GET, 40);
-	enough &= fz_enough(f, OP_DMA, 80);
-	enough &= fz_enough(f, OP_START, 5);
-	EXPECT_TRUE(enough);
+	EXPECT_TRUE(fz_finish(f, t0, need));
 	if (f->iter >= 1000)
 		EXPECT_LE(20, f->gets_with_bits);
 }
@@ -2250,7 +2271,14 @@ TEST_F_TIMEOUT(mig, fuzz, FUZZ_TIMEOUT)
 {
 	struct fuzz *f = &self->s.f;
 	double t0 = now_ms();
-	bool enough = true;
+	static const struct fz_need need[] = {
+		{ OP_SAVE, 30 },
+		{ OP_RESUME, 30 },
+		{ OP_HDR_READ, 60 },
+		{ OP_STATE, 20 },
+		{ OP_DMA, 20 },
+		{ 0, 0 },
+	};
 	int d;
 
 	fz_init(f, "migration", 5000);
@@ -2264,14 +2292,8 @@ TEST_F_TIMEOUT(mig, fuzz, FUZZ_TIMEOUT)
 		if (!f->failed)
 			f->ok[OP_RESET]++;
 	}
-	fz_report(f, now_ms() - t0);
 	EXPECT_EQ(0, f->failed);
-	enough &= fz_enough(f, OP_SAVE, 30);
-	enough &= fz_enough(f, OP_RESUME, 30);
-	enough &= fz_enough(f, OP_HDR_READ, 60);
-	enough &= fz_enough(f, OP_STATE, 20);
-	enough &= fz_enough(f, OP_DMA, 20);
-	EXPECT_TRUE(enough);
+	EXPECT_TRUE(fz_finish(f, t0, need));
 }
 
 /* ---- BAR0 and config space ---- */
@@ -2626,7 +2648,15 @@ TEST_F_TIMEOUT(bar, fuzz, FUZZ_TIMEOUT)
 {
 	struct fuzz *f = &self->s.f;
 	double t0 = now_ms();
-	bool enough = true;
+	static const struct fz_need need[] = {
+		{ OP_BAR_READ, 100 },
+		{ OP_BAR_WRITE, 80 },
+		{ OP_BAR_CMD, 5 },
+		{ OP_CFG_READ, 50 },
+		{ OP_CFG_WRITE, 50 },
+		{ OP_DMA, 30 },
+		{ 0, 0 },
+	};
 	uint8_t config[256];
 
 	fz_init(f, "bar0-config", 15000);
@@ -2646,15 +2676,8 @@ TEST_F_TIMEOUT(bar, fuzz, FUZZ_TIMEOUT)
 		if (!f->failed)
 			f->ok[OP_VERIFY]++;
 	}
-	fz_report(f, now_ms() - t0);
 	EXPECT_EQ(0, f->failed);
-	enough &= fz_enough(f, OP_BAR_READ, 100);
-	enough &= fz_enough(f, OP_BAR_WRITE, 80);
-	enough &= fz_enough(f, OP_BAR_CMD, 5);
-	enough &= fz_enough(f, OP_CFG_READ, 50);
-	enough &= fz_enough(f, OP_CFG_WRITE, 50);
-	enough &= fz_enough(f, OP_DMA, 30);
-	EXPECT_TRUE(enough);
+	EXPECT_TRUE(fz_finish(f, t0, need));
 }
 
 TEST_HARNESS_MAIN
