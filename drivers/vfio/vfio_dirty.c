@@ -18,7 +18,9 @@
  * killer: when memory cannot be had, the tracker records more (the whole
  * chunk, or the whole mapping), never less.  Splitting a whole-mapping
  * mark materialises at most VFIO_DIRTY_SPLIT_MAX chunks; past that, the
- * mapping stays dirty as a whole.
+ * mapping stays dirty as a whole.  Likewise a mark of the whole mapping,
+ * or of more than VFIO_DIRTY_SPLIT_MAX chunks, marks the whole mapping
+ * instead of storing an entry per chunk.
  *
  * When bits reset: only in vfio_dirty_clear(), which type1 calls for a range
  * after its report reached the user whole.  A report never changes the
@@ -46,6 +48,7 @@
 #include <linux/export.h>
 #include <linux/find.h>
 #include <linux/minmax.h>
+#include <linux/module.h>
 #include <linux/sched.h>
 #include <linux/sched/signal.h>
 #include <linux/slab.h>
@@ -56,7 +59,6 @@
 #define WIN_BITS	(VFIO_DIRTY_WIN_BYTES * BITS_PER_BYTE)
 #define WIN_WORDS	(WIN_BITS / 64)
 
-/* Source of whole dirty words for dense reports. */
 /* Words of ones stored between two reschedule points of a long run. */
 #define VFIO_DIRTY_FILL_WORDS	(PAGE_SIZE / sizeof(u64))
 
@@ -253,10 +255,19 @@ EXPORT_SYMBOL_GPL(vfio_dirty_mark_present);
  */
 void vfio_dirty_mark(struct vfio_dirty *d, u64 offset, u64 len)
 {
+	u64 first = offset >> PAGE_SHIFT, last;
+
 	if (!len || d->all)
 		return;
-	vfio_dirty_mark_pages(d, offset >> PAGE_SHIFT,
-			      (offset + len - 1) >> PAGE_SHIFT);
+	last = (offset + len - 1) >> PAGE_SHIFT;
+	/* bounded work under the owner's lock: see the top of this file */
+	if ((!first && last == d->npages - 1) ||
+	    (last >> VFIO_DIRTY_CHUNK_SHIFT) - (first >> VFIO_DIRTY_CHUNK_SHIFT) >=
+	    VFIO_DIRTY_SPLIT_MAX) {
+		vfio_dirty_mark_all(d);
+		return;
+	}
+	vfio_dirty_mark_pages(d, first, last);
 }
 EXPORT_SYMBOL_GPL(vfio_dirty_mark);
 
@@ -367,6 +378,7 @@ void vfio_dirty_report_init(struct vfio_dirty_report *rep, u64 __user *ubitmap,
 	rep->lo = WIN_WORDS;
 	rep->hi = 0;
 	rep->flushed = 0;
+	rep->nset = 0;
 }
 EXPORT_SYMBOL_GPL(vfio_dirty_report_init);
 
@@ -391,8 +403,12 @@ static int vfio_dirty_report_flush(struct vfio_dirty_report *rep)
 
 			if (get_user(old, dst + i))
 				return -EFAULT;
+			rep->nset += hweight64(words[i] & ~old);
 			words[i] |= old;
 		}
+	} else {
+		for (i = rep->lo; i < rep->hi; i++)
+			rep->nset += hweight64(words[i]);
 	}
 	if (copy_to_user(dst + rep->lo, words + rep->lo,
 			 (rep->hi - rep->lo) * sizeof(u64)))
@@ -434,15 +450,22 @@ static int vfio_dirty_report_fill(struct vfio_dirty_report *rep, u64 word,
 				  u64 nwords)
 {
 	int ret = vfio_dirty_report_flush(rep);
+	u64 i, old;
 
 	if (ret)
 		return ret;
+	/* bits this report set before in these words count once */
+	rep->nset += nwords * 64;
+	for (i = word; i < min(word + nwords, rep->flushed / 64); i++) {
+		if (get_user(old, rep->ubitmap + i))
+			return -EFAULT;
+		rep->nset -= hweight64(old);
+	}
 	/* a window over these words is merged when it is copied out */
 	rep->flushed = max(rep->flushed, (word + nwords) * 64);
 	while (nwords) {
 		u64 n = min_t(u64, nwords, VFIO_DIRTY_FILL_WORDS);
 		u64 __user *dst = rep->ubitmap + word;
-		u64 i;
 
 		/* plain stores: no source to read, no string instruction */
 		if (!user_access_begin(dst, n * sizeof(u64)))
@@ -584,3 +607,6 @@ int vfio_dirty_report_map(struct vfio_dirty_report *rep, struct vfio_dirty *d,
 	return ret;
 }
 EXPORT_SYMBOL_GPL(vfio_dirty_report_map);
+
+MODULE_LICENSE("GPL");
+MODULE_DESCRIPTION("Dirty page tracker of the VFIO type1 IOMMU backend");

@@ -44,6 +44,8 @@ struct vfio_dirty {
  * @lo: first u64 word of @win in use (WIN_WORDS when none is)
  * @hi: one past the last u64 word of @win in use (0 when none is)
  * @flushed: one past the highest output bit written to user memory so far
+ * @nset: bits the report set in user memory so far, each counted once (in
+ *	  a bitmap the user zeroed)
  *
  * Output bits are gathered in a small window and copied out when the
  * report moves past it, so a sparse report writes only the words that hold
@@ -60,6 +62,7 @@ struct vfio_dirty_report {
 	unsigned int lo;
 	unsigned int hi;
 	u64 flushed;
+	u64 nset;
 };
 
 void vfio_dirty_init(struct vfio_dirty *d, u64 size);

@@ -390,6 +390,33 @@ static void report_read_only_bitmap(struct kunit *test)
 }
 
 /*
+ * A report counts each bit it set once: runs stored as whole words that
+ * overlap, a bit set twice in the window, a window merged into words a
+ * run already filled.
+ */
+static void report_counts_bits(struct kunit *test)
+{
+	struct vfio_dirty_report rep;
+	struct ubitmap ub;
+
+	ubitmap_init(test, &ub, 1024, PROT_READ | PROT_WRITE);
+	report_start(test, &rep, &ub, 0, 1024ULL << 12, 12);
+	KUNIT_EXPECT_EQ(test, vfio_dirty_report_add(&rep, 0, 256ULL << 12), 0);
+	KUNIT_EXPECT_EQ(test, vfio_dirty_report_add(&rep, 64ULL << 12,
+						    256ULL << 12), 0);
+	KUNIT_EXPECT_EQ(test, rep.nset, 320);
+	KUNIT_EXPECT_EQ(test, vfio_dirty_report_add(&rep, 700ULL << 12, SZ_4K), 0);
+	KUNIT_EXPECT_EQ(test, vfio_dirty_report_add(&rep, 700ULL << 12, SZ_4K), 0);
+	KUNIT_EXPECT_EQ(test, vfio_dirty_report_add(&rep, 5ULL << 12, SZ_4K), 0);
+	KUNIT_EXPECT_EQ(test, vfio_dirty_report_add(&rep, 701ULL << 12, SZ_4K), 0);
+	report_end(test, &rep);
+	KUNIT_EXPECT_EQ(test, rep.nset, 322);
+	bitmap_set(ub.want, 0, 320);
+	bitmap_set(ub.want, 700, 2);
+	ubitmap_expect(test, &ub);
+}
+
+/*
  * The tracker: mark, report, clear.  A mapping of TRK_PAGES pages (four
  * chunks and a half) reported whole at 4 KiB into a user bitmap.
  */
@@ -428,7 +455,7 @@ static void trk_expect_range(struct kunit *test, struct trk *t, u64 page,
 	struct vfio_dirty_report rep;
 	unsigned long *want = t->ub.want;
 	struct misses m = {};
-	u64 i;
+	u64 i, nwant = 0;
 
 	ubitmap_fill(test, &t->ub, 0);
 	memset(&rep, 0xa5, sizeof(rep));	/* as report_start() */
@@ -443,11 +470,13 @@ static void trk_expect_range(struct kunit *test, struct trk *t, u64 page,
 	for (i = 0; i < npages; i++) {
 		bool got = t->ub.got[i / 64] & BIT_ULL(i % 64);
 
+		nwant += test_bit(page + i, want);
 		if (got != test_bit(page + i, want))
 			miss(&m, "page %llu is %s, want %s", page + i,
 			     got ? "dirty" : "clean", got ? "clean" : "dirty");
 	}
 	expect_no_misses(test, &m, "pages");
+	KUNIT_EXPECT_EQ(test, rep.nset, nwant);
 }
 
 static void trk_expect(struct kunit *test, struct trk *t)
@@ -458,6 +487,30 @@ static void trk_expect(struct kunit *test, struct trk *t)
 static void trk_destroy(struct trk *t)
 {
 	vfio_dirty_destroy(&t->d);
+}
+
+/*
+ * A mark of the whole mapping, or of more chunks than a split may make,
+ * marks the mapping as a whole: no entry per chunk, and on a 2^62-byte
+ * mapping (2^35 chunks) it returns at once.
+ */
+static void tracker_mark_whole(struct kunit *test)
+{
+	struct vfio_dirty d;
+	struct trk t;
+
+	trk_init(test, &t);
+	trk_mark(&t, 0, TRK_PAGES);
+	KUNIT_ASSERT_TRUE(test, t.d.all);
+	KUNIT_ASSERT_TRUE(test, xa_empty(&t.d.chunks));
+	trk_expect(test, &t);
+	trk_destroy(&t);
+
+	vfio_dirty_init(&d, 1ULL << 62);
+	vfio_dirty_mark(&d, PAGE_SIZE, (1ULL << 62) - 2 * PAGE_SIZE);
+	KUNIT_EXPECT_TRUE(test, d.all);
+	KUNIT_EXPECT_TRUE(test, xa_empty(&d.chunks));
+	vfio_dirty_destroy(&d);
 }
 
 /* Single pages, runs across chunk boundaries, the last page; byte ranges. */
@@ -647,6 +700,7 @@ static struct kunit_case vfio_dirty_report_cases[] = {
 	KUNIT_CASE(report_long_runs),
 	KUNIT_CASE(report_top_of_iova_space),
 	KUNIT_CASE(report_read_only_bitmap),
+	KUNIT_CASE(report_counts_bits),
 	{}
 };
 
@@ -657,6 +711,7 @@ static struct kunit_suite vfio_dirty_report_suite = {
 
 static struct kunit_case vfio_dirty_tracker_cases[] = {
 	KUNIT_CASE(tracker_mark_report),
+	KUNIT_CASE(tracker_mark_whole),
 	KUNIT_CASE(tracker_clear),
 	KUNIT_CASE(tracker_split_marks),
 	KUNIT_CASE(tracker_mark_present),

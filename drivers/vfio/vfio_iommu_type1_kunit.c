@@ -304,19 +304,26 @@ static u64 vfio_type1_test_report(struct kunit *test, struct vfio_type1_test *t,
 	return bits;
 }
 
+/* Pin and unpin for device 0, counting its pins as the container does. */
 static int vfio_type1_test_pin_kind(struct vfio_type1_test *t,
 				    unsigned int pg, bool precise)
 {
 	struct page *page;
+	int ret;
 
-	return vfio_iommu_type1_pin_pages(t->iommu, t->grp,
-					  PRECISE_IOVA + pg * PAGE_SIZE, 1,
-					  IOMMU_READ | IOMMU_WRITE, precise, &page);
+	ret = vfio_iommu_type1_pin_pages(t->iommu, t->grp,
+					 PRECISE_IOVA + pg * PAGE_SIZE, 1,
+					 IOMMU_READ | IOMMU_WRITE, precise, &page);
+	if (precise && ret > 0)
+		atomic_long_add(ret, &t->vdevs[0].dirty_pinned);
+	return ret;
 }
 
 static void vfio_type1_test_unpin_kind(struct vfio_type1_test *t,
 				       unsigned int pg, bool precise)
 {
+	if (precise)
+		atomic_long_dec(&t->vdevs[0].dirty_pinned);
 	vfio_iommu_type1_unpin_pages(t->iommu, PRECISE_IOVA + pg * PAGE_SIZE, 1,
 				     precise);
 }
@@ -400,6 +407,7 @@ struct vfio_type1_test_log {
 	int n;
 	int err;
 	int calls;
+	bool closed;	/* the driver's state of an open device is gone */
 };
 
 static int vfio_type1_test_sync(struct vfio_device *vdev)
@@ -409,6 +417,7 @@ static int vfio_type1_test_sync(struct vfio_device *vdev)
 	struct vfio_iommu *iommu = log->t->iommu;
 
 	log->calls++;
+	KUNIT_EXPECT_FALSE_MSG(test, log->closed, "sync of a device that holds no pin");
 	/* called without type1's lock: it reports through vfio_mark_dirty() */
 	KUNIT_EXPECT_FALSE(test, mutex_is_locked(&iommu->lock));
 	if (log->err)
@@ -498,6 +507,203 @@ static void vfio_type1_test_precise_sync(struct kunit *test)
 	t->vdevs[0].dirty_ops = NULL;
 }
 
+/*
+ * A device that holds no pin is not asked to sync: it may not be open (a
+ * device joins the container before open_device() and leaves it after
+ * close_device()), and it has reported every write before it unpinned.
+ */
+static void vfio_type1_test_sync_unpinned(struct kunit *test)
+{
+	struct vfio_type1_test *t = vfio_type1_test_setup(test, 1);
+	u64 __user *ubits = vfio_type1_test_precise_setup(test, t);
+	struct vfio_type1_test_log *log;
+	u64 bits;
+
+	log = kunit_kzalloc(test, sizeof(*log), GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, log);
+	log->t = t;
+	test->priv = log;
+	t->vdevs[0].dirty_ops = &vfio_type1_test_dirty_ops;
+
+	/* the container has seen precise pins; the device then closed */
+	KUNIT_ASSERT_EQ(test, 1, vfio_type1_test_pin_kind(t, 0, true));
+	vfio_type1_test_unpin_kind(t, 0, true);
+	log->closed = true;
+	KUNIT_EXPECT_EQ(test, 0, vfio_type1_test_get(test, t, ubits, &bits));
+	KUNIT_EXPECT_EQ(test, 0x0ULL, bits);
+	KUNIT_EXPECT_EQ(test, 0, log->calls);
+
+	/* open again and pinning: asked, and what it logged is reported */
+	log->closed = false;
+	KUNIT_ASSERT_EQ(test, 1, vfio_type1_test_pin_kind(t, 1, true));
+	log->iova[log->n++] = PRECISE_IOVA + PAGE_SIZE + 8;
+	KUNIT_EXPECT_EQ(test, 0, vfio_type1_test_get(test, t, ubits, &bits));
+	KUNIT_EXPECT_EQ(test, 0x2ULL, bits);
+	KUNIT_EXPECT_EQ(test, 1, log->calls);
+	vfio_type1_test_unpin_kind(t, 1, true);
+	t->vdevs[0].dirty_ops = NULL;
+}
+
+/*
+ * A driver with a log unpins a page its device wrote after the last sync:
+ * it drains its log for the page first, so UNMAP_DMA with a bitmap, which
+ * finds nothing pinned to notify and asks no driver, still carries the
+ * page.  A report after the unmap would come too late (-EINVAL).
+ */
+static void vfio_type1_test_unpin_reports(struct kunit *test)
+{
+	struct vfio_type1_test *t = vfio_type1_test_setup(test, 1);
+	u64 __user *ubits = vfio_type1_test_precise_setup(test, t);
+	struct {
+		struct vfio_iommu_type1_dma_unmap unmap;
+		struct vfio_bitmap bitmap;
+	} arg = {
+		.unmap = {
+			.argsz = sizeof(arg),
+			.flags = VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP,
+			.iova = PRECISE_IOVA,
+			.size = 4 * PAGE_SIZE,
+		},
+		.bitmap = { .pgsize = PAGE_SIZE, .size = sizeof(u64), .data = ubits },
+	};
+	void __user *uarg = ubits + 1;
+	struct vfio_type1_test_log *log;
+	u64 bits = 0;
+
+	log = kunit_kzalloc(test, sizeof(*log), GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, log);
+	log->t = t;
+	test->priv = log;
+	t->vdevs[0].dirty_ops = &vfio_type1_test_dirty_ops;
+
+	KUNIT_ASSERT_EQ(test, 1, vfio_type1_test_pin_kind(t, 2, true));
+	log->iova[log->n++] = PRECISE_IOVA + 2 * PAGE_SIZE + 8;
+	KUNIT_EXPECT_EQ(test, 0, vfio_type1_test_sync(&t->vdevs[0]));
+	vfio_type1_test_unpin_kind(t, 2, true);
+
+	KUNIT_EXPECT_EQ(test, 0, put_user(0ULL, ubits));
+	KUNIT_EXPECT_EQ(test, 0, copy_to_user(uarg, &arg, sizeof(arg)));
+	KUNIT_EXPECT_EQ(test, 0, vfio_iommu_type1_unmap_dma(t->iommu,
+							    (unsigned long)uarg));
+	KUNIT_EXPECT_EQ(test, 0, get_user(bits, ubits));
+	KUNIT_EXPECT_EQ(test, 0x4ULL, bits);
+	KUNIT_EXPECT_EQ(test, 0, copy_from_user(&arg, uarg, sizeof(arg)));
+	KUNIT_EXPECT_EQ(test, 4 * PAGE_SIZE, arg.unmap.size);
+	KUNIT_EXPECT_EQ(test, 1, log->calls);
+	KUNIT_EXPECT_EQ(test, -EINVAL,
+			vfio_iommu_type1_mark_dirty(t->iommu, PRECISE_IOVA, 8));
+	t->vdevs[0].dirty_ops = NULL;
+}
+
+/*
+ * A driver that, asked to unpin a page, unpins it and pins the other one
+ * of two mappings (its device's DMA, which a guest drives, arrives there)
+ * until it has been asked @limit times.
+ */
+struct vfio_type1_test_repin {
+	struct vfio_type1_test *t;
+	bool pinned[2];
+	int calls, limit;
+};
+
+#define REPIN_IOVA(i)	(PRECISE_IOVA + (i) * 2 * PAGE_SIZE)
+
+static void vfio_type1_test_repin_pin(struct vfio_type1_test_repin *r, int i)
+{
+	struct kunit *test = kunit_get_current_test();
+	struct page *page;
+
+	KUNIT_EXPECT_EQ(test, 1,
+			vfio_iommu_type1_pin_pages(r->t->iommu, r->t->grp,
+						   REPIN_IOVA(i), 1, IOMMU_READ,
+						   false, &page));
+	r->pinned[i] = true;
+}
+
+static void vfio_type1_test_repin_unpin(struct vfio_type1_test_repin *r, int i)
+{
+	vfio_iommu_type1_unpin_pages(r->t->iommu, REPIN_IOVA(i), 1, false);
+	r->pinned[i] = false;
+}
+
+static void vfio_type1_test_repin_unmap(struct vfio_device *vdev, u64 iova,
+					u64 length)
+{
+	struct vfio_type1_test_repin *r = kunit_get_current_test()->priv;
+	int i = iova != REPIN_IOVA(0);
+
+	if (r->pinned[i])
+		vfio_type1_test_repin_unpin(r, i);
+	if (++r->calls < r->limit && !r->pinned[!i])
+		vfio_type1_test_repin_pin(r, !i);
+}
+
+static const struct vfio_device_ops vfio_type1_test_repin_ops = {
+	.dma_unmap = vfio_type1_test_repin_unmap,
+};
+
+/*
+ * Two pinned mappings whose driver pins each again while it is asked to
+ * unpin the other: the unmap of both gives up with -EBUSY after a bounded
+ * number of requests (two per pass), with nothing unmapped.  Once the
+ * driver lets go, the same unmap takes both.
+ */
+static void vfio_type1_test_unmap_repin(struct kunit *test)
+{
+	struct vfio_type1_test *t = vfio_type1_test_setup(test, 1);
+	struct vfio_iommu_type1_dma_map map = {
+		.argsz = sizeof(map),
+		.flags = VFIO_DMA_MAP_FLAG_READ,
+		.size = PAGE_SIZE,
+	};
+	struct vfio_iommu_type1_dma_unmap unmap = {
+		.argsz = sizeof(unmap),
+		.iova = REPIN_IOVA(0),
+		.size = 3 * PAGE_SIZE,
+	};
+	struct vfio_type1_test_repin *r;
+	unsigned long mem;
+	int i;
+
+	r = kunit_kzalloc(test, sizeof(*r), GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, r);
+	r->t = t;
+	r->limit = 1000;
+	test->priv = r;
+	mem = kunit_vm_mmap(test, NULL, 0, 2 * PAGE_SIZE, PROT_READ | PROT_WRITE,
+			    MAP_ANONYMOUS | MAP_PRIVATE, 0);
+	KUNIT_ASSERT_NE(test, mem, 0);
+	KUNIT_ASSERT_FALSE(test, IS_ERR_VALUE(mem));
+	for (i = 0; i < 2; i++) {
+		map.vaddr = mem + i * PAGE_SIZE;
+		map.iova = REPIN_IOVA(i);
+		KUNIT_ASSERT_EQ(test, 0, vfio_dma_do_map(t->iommu, &map));
+		vfio_type1_test_repin_pin(r, i);
+	}
+	t->vdevs[0].ops = &vfio_type1_test_repin_ops;
+
+	KUNIT_EXPECT_EQ(test, -EBUSY, vfio_dma_do_unmap(t->iommu, &unmap, NULL));
+	KUNIT_EXPECT_EQ(test, 2 * VFIO_UNMAP_NOTIFY_PASSES, r->calls);
+	KUNIT_EXPECT_EQ(test, 0, unmap.size);
+	for (i = 0; i < 2; i++)
+		KUNIT_EXPECT_NOT_NULL(test, vfio_find_dma(t->iommu, REPIN_IOVA(i),
+							  PAGE_SIZE));
+
+	r->limit = 0;
+	r->calls = 0;
+	unmap.size = 3 * PAGE_SIZE;
+	KUNIT_EXPECT_EQ(test, 0, vfio_dma_do_unmap(t->iommu, &unmap, NULL));
+	KUNIT_EXPECT_EQ(test, 2 * PAGE_SIZE, unmap.size);
+	KUNIT_EXPECT_GE(test, 2, r->calls);
+	for (i = 0; i < 2; i++) {
+		KUNIT_EXPECT_NULL(test, vfio_find_dma(t->iommu, REPIN_IOVA(i),
+						      PAGE_SIZE));
+		if (r->pinned[i])
+			vfio_type1_test_repin_unpin(r, i);
+	}
+	t->vdevs[0].ops = &vfio_type1_test_pin_ops;
+}
+
 static struct kunit_case vfio_type1_test_cases[] = {
 	KUNIT_CASE(vfio_type1_test_pin_singleton),
 	KUNIT_CASE(vfio_type1_test_pin_two_devices),
@@ -507,6 +713,9 @@ static struct kunit_case vfio_type1_test_cases[] = {
 	KUNIT_CASE(vfio_type1_test_precise_pins),
 	KUNIT_CASE(vfio_type1_test_precise_bad_marks),
 	KUNIT_CASE(vfio_type1_test_precise_sync),
+	KUNIT_CASE(vfio_type1_test_sync_unpinned),
+	KUNIT_CASE(vfio_type1_test_unpin_reports),
+	KUNIT_CASE(vfio_type1_test_unmap_repin),
 	{}
 };
 

@@ -12,8 +12,9 @@
 
 /*
  * A dirty report reached the user: GET_BITMAP, or UNMAP_DMA with a dirty
- * bitmap.  @dirty is the number of bits set in the user's bitmap after
- * the report, read back from it only while the event is enabled.
+ * bitmap (before the range is unmapped).  @dirty is the number of bits
+ * the report set, counted as they were written (the user zeroed the
+ * bitmap).
  */
 TRACE_EVENT(vfio_iommu_type1_dirty_report,
 	    TP_PROTO(bool unmap, u64 iova, u64 size, u64 pgsize, u64 dirty),
