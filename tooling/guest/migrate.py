@@ -49,7 +49,8 @@ class Trace:
     """The kernel's dirty reports, from the series' tracepoint, drained
     from trace_pipe when asked; @buffer_kb per CPU, for a caller that
     drains only at the end."""
-    EVENT = re.compile(r"vfio_iommu_type1_dirty_report: (get|unmap) .* dirty=(\d+)")
+    EVENT = re.compile(r"vfio_iommu_type1_dirty_report: (get|unmap) iova=0x([0-9a-f]+) "
+                       r"size=0x([0-9a-f]+) pgsize=0x([0-9a-f]+) dirty=(\d+)")
 
     def __init__(self, buffer_kb=None):
         self.root = None
@@ -76,8 +77,10 @@ class Trace:
         with open(f"{self.root}/{name}", "w") as f:
             f.write(text)
 
-    def drain(self):
-        """(GET_BITMAP calls, pages they reported, unmaps with a bitmap, pages)"""
+    def events(self):
+        """The reports since the last call: (kind, iova, size, pgsize,
+        dirty pages) each, kind "get" (GET_BITMAP) or "unmap" (UNMAP_DMA
+        with a bitmap)."""
         data = self.partial
         while True:
             try:
@@ -89,18 +92,17 @@ class Trace:
             data += chunk.decode(errors="replace")
         lines = data.split("\n")
         self.partial = lines.pop()
-        gets = got = unmaps = unmapped = 0
+        out = []
         for line in lines:
             m = self.EVENT.search(line)
-            if not m:
-                continue
-            if m.group(1) == "get":
-                gets += 1
-                got += int(m.group(2))
-            else:
-                unmaps += 1
-                unmapped += int(m.group(2))
-        return gets, got, unmaps, unmapped
+            if m:
+                out.append((m.group(1), int(m.group(2), 16), int(m.group(3), 16),
+                            int(m.group(4), 16), int(m.group(5))))
+        return out
+
+    def drain(self):
+        """(GET_BITMAP calls, pages they reported, unmaps with a bitmap, pages)"""
+        return summary(self.events())
 
     def lost(self):
         """Events the trace buffer dropped (overrun) since it was set up."""
@@ -115,6 +117,20 @@ class Trace:
         os.close(self.pipe)
         if self.buffer_kb:
             self._write("buffer_size_kb", self.buffer_kb)
+
+
+def summary(events):
+    """(GET_BITMAP calls, pages they reported, unmaps with a bitmap, pages)
+    of Trace.events()"""
+    gets = got = unmaps = unmapped = 0
+    for kind, _, _, _, dirty in events:
+        if kind == "get":
+            gets += 1
+            got += dirty
+        else:
+            unmaps += 1
+            unmapped += dirty
+    return gets, got, unmaps, unmapped
 
 
 class Qmp:
@@ -150,20 +166,24 @@ class Qmp:
 
 class Vm:
     """QEMU running the multiboot ELF @kernel, with the mdev @uuid through
-    vfio-pci; @before goes before the device on the command line, @after
-    after it."""
+    vfio-pci (a list: one vfio-pci device each, in that order, migdev0,
+    migdev1...; QEMU puts them in one container); @before goes before the
+    devices on the command line, @after after them."""
 
     def __init__(self, name, uuid, workdir, kernel, mem_mb, incoming=None,
                  machine="pc", before=(), after=(), env=None):
         self.name, self.uuid, self.workdir = name, uuid, workdir
         self.qmp_path = f"{workdir}/{name}.qmp"
         self.err_path = f"{workdir}/{name}.stderr"
+        devices = []
+        for i, u in enumerate([uuid] if isinstance(uuid, str) else uuid):
+            devices += ["-device", f"vfio-pci,sysfsdev=/sys/bus/mdev/devices/{u},"
+                                   f"x-enable-migration=on,id=migdev{i}"]
         args = [QEMU, "-accel", "tcg", "-machine", machine, "-m", str(mem_mb),
                 "-nodefaults", "-no-user-config", "-display", "none",
                 "-monitor", "none", "-kernel", kernel,
                 "-qmp", f"unix:{self.qmp_path},server=on,wait=off", *before,
-                "-device", f"vfio-pci,sysfsdev=/sys/bus/mdev/devices/{uuid},"
-                           "x-enable-migration=on,id=migdev0", *after]
+                *devices, *after]
         if "-serial" not in after:
             args += ["-serial", "none"]
         if incoming:
@@ -187,6 +207,22 @@ class Vm:
             self.err.flush()
         with open(self.err_path) as f:
             return f.read()
+
+    def vfio_files(self):
+        """(containers, groups): the /dev/vfio/vfio and /dev/vfio/<group>
+        files QEMU holds open."""
+        containers = groups = 0
+        fds = f"/proc/{self.proc.pid}/fd"
+        for fd in os.listdir(fds):
+            try:
+                target = os.readlink(f"{fds}/{fd}")
+            except OSError:
+                continue
+            if target == "/dev/vfio/vfio":
+                containers += 1
+            elif re.fullmatch(r"/dev/vfio/\d+", target):
+                groups += 1
+        return containers, groups
 
     def wait_exit(self, timeout=30):
         try:
