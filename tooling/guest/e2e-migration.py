@@ -32,6 +32,7 @@ usage: e2e-migration.py --guest ELF [--runs N] [--tap FILE] [--types T,...] [--n
 import argparse
 import json
 import os
+import re
 import sys
 import tempfile
 import time
@@ -41,6 +42,12 @@ from migrate import (DEBUGFS, Fail, Stepper, Tap, Trace, Vm, ctl, finish, log, m
                      missing_devices, summary, wait_status)  # noqa: E402
 
 MDEV_TYPES = ("migdev-1", "migdev-precise")
+# what QEMU 7.2 may print when a cancel shuts the stream it is writing
+CANCEL_STREAM_ERRORS = (
+    re.compile(r"^qemu-system-x86_64: Unable to write to socket: Broken pipe$"),
+    re.compile(r"^qemu-system-x86_64: failed to save SaveStateEntry with id\(name\): "
+               r"\d+\(ram\): -5$"),
+)
 GUEST_MB = 64
 DMA_BASE = 0x2000000            # 32 MiB: above anything the firmware uses
 WS_BASE = DMA_BASE + 0x1000000  # the pinned working set
@@ -172,6 +179,7 @@ def run_once(tap, run, label, devs, workdir, trace):
         # 1. a migration that is cancelled
         src.qmp.cmd("migrate-set-parameters", **{"max-bandwidth": 256 << 10,
                                                  "downtime-limit": 1})
+        cancel_from = len(src.stderr())
         src.qmp.cmd("migrate", uri=f"unix:{sock}")
         wait_status(src, ("active",), 60)
         for d in devs:
@@ -179,6 +187,17 @@ def run_once(tap, run, label, devs, workdir, trace):
         src.qmp.cmd("migrate_cancel")
         wait_status(src, ("cancelled",), 60)
         dst.wait_exit(30)
+        # QEMU 7.2 reports the stream it was writing when the cancel shut
+        # it (a race inside QEMU, seen in 2 of 20 cancels): those two
+        # lines, and only during the cancel, are not an error
+        cancel_to = len(src.stderr())
+        window = [l for l in src.stderr()[cancel_from:cancel_to].splitlines() if l.strip()]
+        stray = [l for l in window if not any(r.match(l) for r in CANCEL_STREAM_ERRORS)]
+        tap.check(not stray, f"{name}: source QEMU printed nothing during the cancel but "
+                  "the write error of the stream it shut", " | ".join(stray[:5]))
+        if window:
+            log(f"{name}: the cancel shut the stream: {' | '.join(window)}")
+        src_skip = (cancel_from, cancel_to)
         tap.check(src.qmp.cmd("query-status")["running"], f"{name}: cancel leaves the source VM running")
         for d in devs:
             what = f"{name}: cancel leaves the source {device(d)} running (DMA works)"
@@ -301,7 +320,10 @@ def run_once(tap, run, label, devs, workdir, trace):
             tap.check(a == b, f"{name}: destination {device(d)} state equals the source's "
                       f"({len(a)} bytes)", why)
         for vm in vms:
-            errs = [l for l in vm.stderr().splitlines() if l.strip()]
+            text = vm.stderr()
+            if vm is src:
+                text = text[:src_skip[0]] + text[src_skip[1]:]
+            errs = [l for l in text.splitlines() if l.strip()]
             tap.check(not errs, f"{name}: {vm.name} QEMU printed no error", " | ".join(errs[:5]))
     except (Fail, OSError, KeyError, json.JSONDecodeError) as e:
         tap.check(False, f"{name}: migration", str(e))
