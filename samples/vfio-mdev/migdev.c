@@ -23,9 +23,12 @@
  * thread of the device's own, one command at a time; vfio_dma_rw() reaches
  * the user's memory from there.
  * Every command the device runs ends in REG_DMA_STATUS (0 or -errno), and
- * a successful one in REG_DMA_COUNT.  Before the device leaves RUNNING it
- * quiesces: a command started through BAR0 completes first.  While it is
- * not running its registers are frozen (they are migrated): BAR0 writes
+ * a successful one in REG_DMA_COUNT.  Writing REG_DMA_CMD rings the
+ * doorbell: the command, address, length and seed are taken then, and the
+ * guest may program the next command while this one waits or runs.  Before
+ * the device leaves RUNNING it quiesces: a command started through BAR0
+ * completes first.  While it is not running its registers and internal
+ * state are frozen (they are migrated): BAR0 writes and debugfs "step"
  * fail with -EBUSY.  A command whose memory is unmapped under it stops
  * there with -EFAULT.
  *
@@ -42,7 +45,11 @@
  * /sys/kernel/debug/migdev/<mdev uuid>/
  *   dma       write "pin|rw|keep|release|kept IOVA LEN SEED" (numbers in
  *             C notation): one DMA command; the write fails with its errno
- *   step      write N: change N blocks of the internal state
+ *   step      write N: change N blocks of the internal state (-EBUSY
+ *             unless the device is running)
+ *   hold      write 1: a command rung through BAR0 waits, as behind an
+ *             engine busy with other work, until 0 is written; leaving
+ *             RUNNING, a reset and a close let it go (run or dropped)
  *   checksum  read: crc32 of the device state (registers and internal
  *             state), equal on source and destination after a migration
  *   state     read: the device state itself, registers then internal state
@@ -61,9 +68,18 @@
  * by its payload: one per changed 4 KiB block of internal state (re-sent
  * when it changes again during pre-copy), the registers at stop-and-copy,
  * and an end record carrying the checksum, which the destination checks.
+ * Every entry into SAVING starts a new stream, which carries the whole
+ * state; its first record has REC_FIRST set.  A destination takes a new
+ * stream after one it loaded, whole or not: QEMU 7.2 sends two when a VM
+ * that was paused when its migration started is continued before the
+ * switchover (010b -> 001b -> 000b -> 010b).  After an end record, a
+ * record that does not start a stream is refused (-EINVAL).
  * Stop-and-copy cannot go back to pre-copy (-EINVAL): the registers have
  * been sent.  A destination that received part of a stream but not its
- * end record cannot leave RESUMING but for the error state (-EIO).
+ * end record cannot leave RESUMING but for the error state (-EIO); one
+ * that received nothing, or whole streams, can.  A data_size larger than
+ * the data section is refused (-EINVAL) before anything is consumed: the
+ * device stays in RESUMING.
  * Bits 3-31 of device_state are reserved: writing one is -EINVAL, they
  * read as 0.  Every open starts with a reset device.
  */
@@ -133,6 +149,7 @@ struct migdev_rec {
 };
 
 enum { REC_BLOCK = 1, REC_REGS, REC_END };
+#define REC_FIRST		BIT(31)	/* in type: a stream starts here */
 
 #define REC_BLOCK_SIZE		(sizeof(struct migdev_rec) + MIGDEV_BLOCK)
 #define REC_REGS_SIZE		(sizeof(struct migdev_rec) + MIGDEV_BAR0_SIZE)
@@ -173,9 +190,14 @@ struct migdev {
 	/* the device's DMA engine: a kernel thread running one command at a time */
 	struct kthread_worker *worker;
 	u32 worker_pid;
-	/* a DMA command started by a BAR0 write */
+	/* a DMA command started by a BAR0 write, as it was at the doorbell */
 	struct kthread_work bar_work;
 	bool bar_busy;
+	bool bar_held;			/* debugfs "hold": not started yet */
+	u32 bar_cmd;
+	u32 bar_len;
+	u32 bar_seed;
+	u64 bar_iova;
 
 	/* the v1 migration region */
 	u32 device_state;
@@ -183,6 +205,7 @@ struct migdev {
 	DECLARE_BITMAP(to_send, MIGDEV_BLOCKS);
 	bool regs_to_send;
 	bool end_to_send;
+	bool first_to_send;		/* the next record starts the stream */
 	bool chunk_ready;		/* a chunk waits for its acknowledgment */
 	u64 chunk_len;
 	u64 saved;			/* bytes acknowledged in this save */
@@ -253,6 +276,7 @@ static void migdev_reset_state(struct migdev *md)
 	bitmap_zero(md->to_send, MIGDEV_BLOCKS);
 	md->regs_to_send = false;
 	md->end_to_send = false;
+	md->first_to_send = false;
 	md->chunk_ready = false;
 	md->chunk_len = 0;
 	md->resume_loaded = false;
@@ -590,16 +614,29 @@ static int migdev_dma_sync(struct migdev *md, u32 cmd, u64 iova, u64 len,
 	return c.ret;
 }
 
-/* Run the command a BAR0 write started, unless it ran already. */
+/*
+ * Run the command a BAR0 write started, unless it ran already or debugfs
+ * "hold" keeps it waiting: the command the registers held at the doorbell,
+ * whatever the guest wrote to them since.
+ */
 static void migdev_bar_run(struct migdev *md)
 {
 	lockdep_assert_held(&md->lock);
-	if (!md->bar_busy)
+	if (!md->bar_busy || md->bar_held)
 		return;
 	md->bar_busy = false;
-	migdev_dma(md, migdev_reg32(md, REG_DMA_CMD),
-		   le64_to_cpup((__le64 *)&md->regs[REG_DMA_ADDR]),
-		   migdev_reg32(md, REG_DMA_LEN), migdev_reg32(md, REG_DMA_SEED));
+	migdev_dma(md, md->bar_cmd, md->bar_iova, md->bar_len, md->bar_seed);
+}
+
+/* Let a command that debugfs "hold" keeps waiting go; md->lock held. */
+static void migdev_bar_release(struct migdev *md)
+{
+	lockdep_assert_held(&md->lock);
+	if (!md->bar_held)
+		return;
+	md->bar_held = false;
+	if (md->bar_busy)
+		kthread_queue_work(md->worker, &md->bar_work);
 }
 
 static void migdev_bar_work(struct kthread_work *work)
@@ -617,6 +654,7 @@ static void migdev_bar_work(struct kthread_work *work)
  */
 static void migdev_quiesce(struct migdev *md)
 {
+	migdev_bar_release(md);
 	while (md->bar_busy) {
 		mutex_unlock(&md->lock);
 		kthread_flush_work(&md->bar_work);
@@ -631,6 +669,7 @@ static void migdev_quiesce(struct migdev *md)
 static void migdev_reset(struct migdev *md)
 {
 	md->bar_busy = false;
+	md->bar_held = false;
 	migdev_unpin_all(md);
 	migdev_reset_state(md);
 }
@@ -666,8 +705,9 @@ static void migdev_config_write(struct migdev *md, unsigned int off, u8 *val,
 
 /*
  * A BAR0 write; md->lock held.  Writing REG_DMA_CMD starts the command in
- * the background; its result lands in REG_DMA_STATUS (-EBUSY when one is
- * still running).
+ * the background with the address, length and seed the registers hold now;
+ * its result lands in REG_DMA_STATUS (-EBUSY when one is still waiting or
+ * running).
  */
 static void migdev_bar0_write(struct migdev *md, unsigned int off, u8 *val,
 			      size_t len)
@@ -678,6 +718,10 @@ static void migdev_bar0_write(struct migdev *md, unsigned int off, u8 *val,
 			return;
 		}
 		memcpy(&md->regs[off], val, len);
+		md->bar_cmd = migdev_reg32(md, REG_DMA_CMD);
+		md->bar_iova = le64_to_cpup((__le64 *)&md->regs[REG_DMA_ADDR]);
+		md->bar_len = migdev_reg32(md, REG_DMA_LEN);
+		md->bar_seed = migdev_reg32(md, REG_DMA_SEED);
 		md->bar_busy = true;
 		kthread_queue_work(md->worker, &md->bar_work);
 	} else if ((off >= REG_DMA_ADDR && off < REG_DMA_CMD) || off >= REG_SCRATCH) {
@@ -707,10 +751,14 @@ static u64 migdev_pending(struct migdev *md)
 	return n;
 }
 
-static void *migdev_put_rec(void *p, u32 type, u32 arg)
+/* Put a record header at @p; the stream's first says so. */
+static void *migdev_put_rec(struct migdev *md, void *p, u32 type, u32 arg)
 {
 	struct migdev_rec *rec = p;
 
+	if (md->first_to_send)
+		type |= REC_FIRST;
+	md->first_to_send = false;
 	rec->type = cpu_to_le32(type);
 	rec->arg = cpu_to_le32(arg);
 	return rec + 1;
@@ -727,7 +775,7 @@ static void migdev_make_chunk(struct migdev *md)
 	for_each_set_bit(b, md->to_send, MIGDEV_BLOCKS) {
 		if (end - p < REC_BLOCK_SIZE)
 			break;
-		p = migdev_put_rec(p, REC_BLOCK, b);
+		p = migdev_put_rec(md, p, REC_BLOCK, b);
 		memcpy(p, md->state + b * MIGDEV_BLOCK, MIGDEV_BLOCK);
 		p += MIGDEV_BLOCK;
 		/* sent now: a change from here on sends it again */
@@ -736,13 +784,13 @@ static void migdev_make_chunk(struct migdev *md)
 	if (!(md->device_state & STATE_RUNNING) &&
 	    bitmap_empty(md->to_send, MIGDEV_BLOCKS)) {
 		if (md->regs_to_send && end - p >= REC_REGS_SIZE) {
-			p = migdev_put_rec(p, REC_REGS, 0);
+			p = migdev_put_rec(md, p, REC_REGS, 0);
 			memcpy(p, md->regs, MIGDEV_BAR0_SIZE);
 			p += MIGDEV_BAR0_SIZE;
 			md->regs_to_send = false;
 		}
 		if (!md->regs_to_send && md->end_to_send && end - p >= REC_END_SIZE) {
-			p = migdev_put_rec(p, REC_END, migdev_checksum(md));
+			p = migdev_put_rec(md, p, REC_END, migdev_checksum(md));
 			md->end_to_send = false;
 		}
 	}
@@ -753,7 +801,8 @@ static void migdev_make_chunk(struct migdev *md)
 /*
  * Apply a chunk of the stream on the destination.  The data section is
  * mapped by the user, who may change it meanwhile: each record header is
- * read once, into a private copy, before it is checked and used.
+ * read once, into a private copy, before it is checked and used.  A
+ * stream's first record starts over: the stream carries the whole state.
  */
 static int migdev_load_chunk(struct migdev *md, u64 size)
 {
@@ -765,12 +814,16 @@ static int migdev_load_chunk(struct migdev *md, u64 size)
 		struct migdev_rec *src = p;
 		u32 type, arg;
 
-		if (end - p < sizeof(*src) || md->resume_done)
+		if (end - p < sizeof(*src))
 			return -EINVAL;
 		type = le32_to_cpu(READ_ONCE(src->type));
 		arg = le32_to_cpu(READ_ONCE(src->arg));
 		p = src + 1;
-		switch (type) {
+		if (type & REC_FIRST)
+			md->resume_done = false;
+		else if (md->resume_done)
+			return -EINVAL;		/* after the end, not a new stream */
+		switch (type & ~REC_FIRST) {
 		case REC_BLOCK:
 			if (arg >= MIGDEV_BLOCKS || end - p < MIGDEV_BLOCK)
 				return -EINVAL;
@@ -847,6 +900,7 @@ static int migdev_set_state(struct migdev *md, u32 new)
 		bitmap_fill(md->to_send, MIGDEV_BLOCKS);
 		md->regs_to_send = true;
 		md->end_to_send = true;
+		md->first_to_send = true;
 		md->chunk_ready = false;
 		md->saved = 0;
 	}
@@ -1195,6 +1249,9 @@ static void migdev_close(struct vfio_device *vdev)
 {
 	struct migdev *md = to_migdev(vdev);
 
+	mutex_lock(&md->lock);
+	migdev_bar_release(md);
+	mutex_unlock(&md->lock);
 	kthread_flush_work(&md->bar_work);
 	mutex_lock(&md->lock);
 	migdev_unpin_all(md);
@@ -1245,8 +1302,33 @@ static ssize_t migdev_dbg_step(struct file *file, const char __user *ubuf,
 	if (ret)
 		return ret;
 	mutex_lock(&md->lock);
-	migdev_step(md, min(n, 4096U), n);
-	migdev_set_reg32(md, REG_DMA_COUNT, migdev_reg32(md, REG_DMA_COUNT) + 1);
+	/* stopped, saving the rest, resuming or broken: the state is frozen */
+	if (md->device_state & STATE_RUNNING) {
+		migdev_step(md, min(n, 4096U), n);
+		migdev_set_reg32(md, REG_DMA_COUNT,
+				 migdev_reg32(md, REG_DMA_COUNT) + 1);
+	} else {
+		ret = -EBUSY;
+	}
+	mutex_unlock(&md->lock);
+	return ret ? ret : count;
+}
+
+static ssize_t migdev_dbg_hold(struct file *file, const char __user *ubuf,
+			       size_t count, loff_t *ppos)
+{
+	struct migdev *md = file->private_data;
+	bool hold;
+	int ret;
+
+	ret = kstrtobool_from_user(ubuf, count, &hold);
+	if (ret)
+		return ret;
+	mutex_lock(&md->lock);
+	if (hold)
+		md->bar_held = true;
+	else
+		migdev_bar_release(md);
 	mutex_unlock(&md->lock);
 	return count;
 }
@@ -1285,19 +1367,29 @@ static ssize_t migdev_dbg_state(struct file *file, char __user *ubuf,
 	return ret;
 }
 
+/* .owner: an open file keeps the module, whose code debugfs calls */
 static const struct file_operations migdev_dbg_state_fops = {
+	.owner = THIS_MODULE,
 	.open = simple_open,
 	.read = migdev_dbg_state,
 };
 
 static const struct file_operations migdev_dbg_dma_fops = {
+	.owner = THIS_MODULE,
 	.open = simple_open,
 	.write = migdev_dbg_dma,
 };
 
 static const struct file_operations migdev_dbg_step_fops = {
+	.owner = THIS_MODULE,
 	.open = simple_open,
 	.write = migdev_dbg_step,
+};
+
+static const struct file_operations migdev_dbg_hold_fops = {
+	.owner = THIS_MODULE,
+	.open = simple_open,
+	.write = migdev_dbg_hold,
 };
 
 /* ---- device life cycle ---- */
@@ -1370,6 +1462,7 @@ static int migdev_probe(struct mdev_device *mdev)
 	md->debugfs = debugfs_create_dir(dev_name(&mdev->dev), migdev_parent.debugfs);
 	debugfs_create_file("dma", 0200, md->debugfs, md, &migdev_dbg_dma_fops);
 	debugfs_create_file("step", 0200, md->debugfs, md, &migdev_dbg_step_fops);
+	debugfs_create_file("hold", 0200, md->debugfs, md, &migdev_dbg_hold_fops);
 	debugfs_create_file("checksum", 0400, md->debugfs, md, &migdev_dbg_fops);
 	debugfs_create_file("state", 0400, md->debugfs, md, &migdev_dbg_state_fops);
 	debugfs_create_u32("pinned", 0400, md->debugfs, &md->npinned);

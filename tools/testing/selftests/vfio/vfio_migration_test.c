@@ -456,11 +456,13 @@ static size_t last_chunk(const uint8_t *stream, size_t len)
 /*
  * A resume that did not receive a whole stream (no end record) must not
  * leave resuming as if it had: the transition fails with EIO and the
- * device is in the error state.  Data after the end record is refused too.
+ * device is in the error state.  After the end record, a chunk that does
+ * not start a new stream is refused (EINVAL, the error state); one that
+ * does starts it, and leaving before its end is EIO again.
  */
 TEST_F(mig, truncated_resume_fails)
 {
-	uint64_t size;
+	uint64_t size, size2;
 	size_t last;
 
 	ASSERT_EQ(0, migdev_ctl(&self->a, "step", "%d", 30));
@@ -490,11 +492,23 @@ TEST_F(mig, truncated_resume_fails)
 	EXPECT_EQ(-EIO, mig_set_state(&self->b, V1_STOP));
 	EXPECT_EQ(V1_SAVING | V1_RESUMING, mig_state(&self->b));
 
-	/* the whole stream, then one chunk more: EINVAL, error state */
+	/* the whole stream, then its second chunk again: EINVAL, error state */
 	ASSERT_EQ(0, ioctl(self->b.fd, VFIO_DEVICE_RESET));
 	ASSERT_EQ(0, mig_set_state(&self->b, V1_RESUMING));
 	ASSERT_EQ(0, resume_stream(&self->b, self->stream, self->len));
-	EXPECT_EQ(-EINVAL, resume_stream(&self->b, self->stream, 8 + size));
+	memcpy(&size, self->stream, 8);
+	ASSERT_LT(8 + size, last);	/* the second chunk is not the last */
+	memcpy(&size2, self->stream + 8 + size, 8);
+	EXPECT_EQ(-EINVAL, resume_stream(&self->b, self->stream + 8 + size,
+					 8 + size2));
+	EXPECT_EQ(V1_SAVING | V1_RESUMING, mig_state(&self->b));
+
+	/* the whole stream, then its first chunk again: a new stream, cut */
+	ASSERT_EQ(0, ioctl(self->b.fd, VFIO_DEVICE_RESET));
+	ASSERT_EQ(0, mig_set_state(&self->b, V1_RESUMING));
+	ASSERT_EQ(0, resume_stream(&self->b, self->stream, self->len));
+	EXPECT_EQ(0, resume_stream(&self->b, self->stream, 8 + size));
+	EXPECT_EQ(-EIO, mig_set_state(&self->b, V1_RUNNING));
 	EXPECT_EQ(V1_SAVING | V1_RESUMING, mig_state(&self->b));
 
 	/* and the whole stream alone resumes */
@@ -503,6 +517,279 @@ TEST_F(mig, truncated_resume_fails)
 	ASSERT_EQ(0, resume_stream(&self->b, self->stream, self->len));
 	ASSERT_EQ(0, mig_set_state(&self->b, V1_RUNNING));
 	EXPECT_SAME_STATE();
+}
+
+/*
+ * QEMU 7.2's set_state(): read device_state, keep the bits of @mask, set
+ * those of @value, refuse an invalid result, write it.
+ */
+static int qemu_set_state(struct migdev *md, uint32_t mask, uint32_t value)
+{
+	uint32_t state = mig_state(md);
+
+	if (state == ~0U)
+		return -EIO;
+	state = (state & mask) | value;
+	if (!VFIO_DEVICE_STATE_VALID(state))
+		return -EINVAL;
+	return mig_set_state(md, state);
+}
+
+/*
+ * One chunk from @src to @dst as QEMU 7.2 moves it: vfio_save_buffer() on
+ * the source (data_offset, data_size, the data), vfio_v1_load_buffer() on
+ * the destination (data_offset, the data, data_size) when it is not empty.
+ * The chunk's size, or -errno.
+ */
+static int64_t relay_chunk(struct migdev *src, struct migdev *dst, uint8_t *buf)
+{
+	uint64_t off = mig_read64(src, MIG_DATA_OFFSET);
+	uint64_t size = mig_read64(src, MIG_DATA_SIZE);
+	int ret;
+
+	if (off == ~0ULL || size == ~0ULL || off + size > src->mig_size)
+		return -EINVAL;
+	if (size && mig_read(src, off, buf, size))
+		return -EIO;
+	if (!size)
+		return 0;
+	off = mig_read64(dst, MIG_DATA_OFFSET);
+	if (off == ~0ULL || off + size > dst->mig_size)
+		return -EINVAL;
+	ret = mig_write(dst, off, buf, size) ?: mig_write(dst, MIG_DATA_SIZE, &size, 8);
+	return ret ?: (int64_t)size;
+}
+
+#define KEEP_ALL	(~0U)
+#define V1_MASK		VFIO_DEVICE_STATE_MASK
+
+/*
+ * The migration of a VM that is paused when it starts and continued
+ * before the switchover, exactly as QEMU 7.2 drives its devices
+ * (hw/vfio/migration.c): the pause 001b -> 000b; on the destination,
+ * load setup -> 100b; save setup keeps the state and adds SAVING: 010b,
+ * stop-and-copy; pre-copy iterations move @first chunks of that stream
+ * (all of them, its registers and end record included, when @first is
+ * KEEP_ALL); "cont" -> 001b, the device runs and changes; the iterations
+ * find nothing pending; the switchover stops the VM (000b) and completes
+ * pre-copy: 010b, a second stream, drained, then 000b.  The destination
+ * then runs (001b); the callers check that it holds the source's state.
+ */
+static void paused_then_continued(struct __test_metadata *_metadata,
+				  struct migdev *a, struct migdev *b,
+				  uint8_t *buf, unsigned int first)
+{
+	unsigned int chunks = 0, rounds;
+	uint64_t pending;
+	int64_t n;
+
+	ASSERT_EQ(0, migdev_ctl(a, "step", "%d", 30));
+	ASSERT_EQ(0, bar0_write(a, REG_SCRATCH, 0x1111, 8));
+	/* "stop": vfio_vmstate_change(running = false) */
+	ASSERT_EQ(0, qemu_set_state(a, ~V1_RUNNING, 0));
+	ASSERT_EQ(V1_STOP, mig_state(a));
+	/* the destination's load setup */
+	ASSERT_EQ(0, qemu_set_state(b, ~V1_MASK, V1_RESUMING));
+	/* save setup: the VM is paused, so stop-and-copy */
+	ASSERT_EQ(0, qemu_set_state(a, V1_MASK, V1_SAVING));
+	ASSERT_EQ(V1_SAVING, mig_state(a));
+	/* pre-copy iterations: state_pending, then save_iterate */
+	while ((pending = mig_read64(a, MIG_PENDING)) && chunks < first) {
+		n = relay_chunk(a, b, buf);
+		ASSERT_GT(n, 0) {
+			ksft_print_msg("first stream, chunk %u: %lld\n", chunks,
+				       (long long)n);
+		}
+		chunks++;
+	}
+	if (first == KEEP_ALL)
+		ASSERT_EQ(0, pending);	/* registers and end record sent */
+	ksft_print_msg("first stream: %u chunks relayed, %llu bytes left\n",
+		       chunks, (unsigned long long)pending);
+
+	/* "cont": vfio_vmstate_change(running = true) */
+	ASSERT_EQ(0, qemu_set_state(a, ~V1_MASK, V1_RUNNING));
+	ASSERT_EQ(V1_RUNNING, mig_state(a));
+	ASSERT_EQ(0, migdev_ctl(a, "step", "%d", 5));
+	ASSERT_EQ(0, bar0_write(a, REG_SCRATCH, 0x2222, 8));
+	for (rounds = 0; rounds < 3; rounds++)	/* not saving: nothing */
+		EXPECT_EQ(0, mig_read64(a, MIG_PENDING));
+
+	/* switchover: vm_stop(), then save_live_complete_precopy */
+	ASSERT_EQ(0, qemu_set_state(a, ~V1_RUNNING, 0));
+	ASSERT_EQ(0, qemu_set_state(a, ~V1_RUNNING, V1_SAVING));
+	ASSERT_EQ(V1_SAVING, mig_state(a));
+	chunks = 0;
+	for (pending = mig_read64(a, MIG_PENDING); pending;
+	     pending = mig_read64(a, MIG_PENDING)) {
+		n = relay_chunk(a, b, buf);
+		ASSERT_GE(n, 0) {
+			ksft_print_msg("second stream, chunk %u: %lld, destination state %u\n",
+				       chunks, (long long)n, mig_state(b));
+		}
+		if (!n)
+			break;
+		chunks++;
+	}
+	ASSERT_GT(chunks, 0);
+	ASSERT_EQ(0, qemu_set_state(a, ~V1_SAVING, 0));
+	ksft_print_msg("second stream: %u chunks relayed\n", chunks);
+
+	/* the destination VM starts */
+	ASSERT_EQ(0, qemu_set_state(b, ~V1_MASK, V1_RUNNING));
+}
+
+/*
+ * The first stream whole, end record included, then a second: the
+ * destination starts over at the second stream's first record.
+ */
+TEST_F(mig, paused_vm_continued_after_its_stream_ended)
+{
+	paused_then_continued(_metadata, &self->a, &self->b, self->stream,
+			      KEEP_ALL);
+	EXPECT_SAME_STATE();
+}
+
+/* The first stream cut short by "cont", then a second, whole. */
+TEST_F(mig, paused_vm_continued_mid_stream)
+{
+	paused_then_continued(_metadata, &self->a, &self->b, self->stream, 1);
+	EXPECT_SAME_STATE();
+}
+
+/*
+ * The device state does not change while the device is not running:
+ * debugfs "step" fails with EBUSY in stopped, stop-and-copy, resuming and
+ * the error state, and the state reads the same byte for byte; in running
+ * and pre-copy it changes the state.
+ */
+TEST_F(mig, step_refused_unless_running)
+{
+	static const uint32_t frozen[] = { V1_STOP, V1_SAVING, V1_RESUMING };
+	uint8_t junk[16] = { 0x7f };
+	uint64_t size = sizeof(junk), pending;
+	uint32_t count;
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(frozen); i++) {
+		ASSERT_EQ(0, mig_set_state(&self->a, V1_RUNNING));
+		ASSERT_EQ(0, migdev_ctl(&self->a, "step", "%d", 3));
+		ASSERT_EQ(0, mig_set_state(&self->a, frozen[i]));
+		pending = mig_read64(&self->a, MIG_PENDING);
+		count = bar0_read32(&self->a, REG_DMA_COUNT);
+		ASSERT_EQ(0, migdev_state(&self->a, self->sa));
+		EXPECT_EQ(-EBUSY, migdev_ctl(&self->a, "step", "%d", 5)) {
+			ksft_print_msg("in state %u\n", frozen[i]);
+		}
+		EXPECT_EQ(-EBUSY, migdev_ctl(&self->a, "step", "%d", 0));
+		ASSERT_EQ(0, migdev_state(&self->a, self->sb));
+		EXPECT_EQ(0, memcmp(self->sa, self->sb, MIGDEV_STATE_BYTES)) {
+			ksft_print_msg("state %u: the device state changed\n", frozen[i]);
+		}
+		EXPECT_EQ(count, bar0_read32(&self->a, REG_DMA_COUNT));
+		EXPECT_EQ(pending, mig_read64(&self->a, MIG_PENDING));
+		EXPECT_EQ(frozen[i], mig_state(&self->a));
+	}
+	/* the error state */
+	ASSERT_EQ(0, mig_write(&self->a, mig_read64(&self->a, MIG_DATA_OFFSET),
+			       junk, size));
+	ASSERT_EQ(-EINVAL, mig_write(&self->a, MIG_DATA_SIZE, &size, 8));
+	ASSERT_EQ(V1_SAVING | V1_RESUMING, mig_state(&self->a));
+	ASSERT_EQ(0, migdev_state(&self->a, self->sa));
+	EXPECT_EQ(-EBUSY, migdev_ctl(&self->a, "step", "%d", 5));
+	ASSERT_EQ(0, migdev_state(&self->a, self->sb));
+	EXPECT_EQ(0, memcmp(self->sa, self->sb, MIGDEV_STATE_BYTES));
+	/* running and pre-copy: the state changes, one command more */
+	ASSERT_EQ(0, ioctl(self->a.fd, VFIO_DEVICE_RESET));
+	for (i = 0; i < 2; i++) {
+		if (i)
+			ASSERT_EQ(0, mig_set_state(&self->a, V1_SAVING | V1_RUNNING));
+		count = bar0_read32(&self->a, REG_DMA_COUNT);
+		ASSERT_EQ(0, migdev_state(&self->a, self->sa));
+		EXPECT_EQ(0, migdev_ctl(&self->a, "step", "%d", 5));
+		ASSERT_EQ(0, migdev_state(&self->a, self->sb));
+		EXPECT_NE(0, memcmp(self->sa, self->sb, MIGDEV_STATE_BYTES));
+		EXPECT_EQ(count + 1, bar0_read32(&self->a, REG_DMA_COUNT));
+	}
+}
+
+#define LATCH_IOVA	0x4000000ULL
+#define LATCH_PAGES	4
+
+/*
+ * A BAR0 command is what the registers held when REG_DMA_CMD was written:
+ * the guest programs the next address, length and seed while the command
+ * waits (debugfs "hold" keeps the engine from starting it), and a second
+ * doorbell meanwhile is refused (REG_DMA_STATUS -EBUSY) without replacing
+ * it.  Then exactly the first command's bytes are written, nothing else.
+ * Leaving running lets a held command go: it completes before the state
+ * write returns.
+ */
+TEST_F(mig, bar0_command_latched_at_the_doorbell)
+{
+	const size_t size = LATCH_PAGES * PAGE_4K;
+	const uint64_t at = 0x10, len = 0x1800;		/* straddles a page */
+	const uint32_t seed = 0x1000;
+	struct migdev *md = &self->a;
+	uint32_t count, bad = 0;
+	uint8_t *mem;
+	size_t i;
+
+	mem = mmap(NULL, size, PROT_READ | PROT_WRITE,
+		   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, mem);
+	memset(mem, 0, size);
+	ASSERT_EQ(0, vfio_map(md->container, LATCH_IOVA, mem, size));
+
+	count = bar0_read32(md, REG_DMA_COUNT);
+	ASSERT_EQ(0, migdev_ctl(md, "hold", "1"));
+	ASSERT_EQ(0, bar0_dma(md, CMD_WRITE_RW, LATCH_IOVA + at, len, seed));
+	/* the next command, programmed while this one waits */
+	ASSERT_EQ(0, bar0_write(md, REG_DMA_ADDR, LATCH_IOVA + 3 * PAGE_4K + 0x20, 8));
+	ASSERT_EQ(0, bar0_write(md, REG_DMA_LEN, 0x200, 4));
+	ASSERT_EQ(0, bar0_write(md, REG_DMA_SEED, 0x5000, 4));
+	ASSERT_EQ(0, bar0_write(md, REG_DMA_CMD, CMD_WRITE_PIN, 4));
+	EXPECT_EQ((uint32_t)-EBUSY, bar0_read32(md, REG_DMA_STATUS));
+	EXPECT_EQ(count, bar0_read32(md, REG_DMA_COUNT));
+	for (i = 0; i < size; i++)
+		bad += mem[i] != 0;
+	EXPECT_EQ(0, bad);		/* nothing ran yet */
+
+	ASSERT_EQ(0, migdev_ctl(md, "hold", "0"));
+	ASSERT_TRUE(bar0_poll(md, count, (uint32_t)-EBUSY));
+	EXPECT_EQ(count + 1, bar0_read32(md, REG_DMA_COUNT));
+	EXPECT_EQ(0, bar0_read32(md, REG_DMA_STATUS));
+	for (i = 0, bad = 0; i < size; i++) {
+		uint8_t want = i >= at && i < at + len ?
+			       migdev_pattern(i - at, seed) : 0;
+
+		if (mem[i] != want && bad++ < 4)
+			ksft_print_msg("byte 0x%zx: 0x%02x, expected 0x%02x\n",
+				       i, mem[i], want);
+	}
+	EXPECT_EQ(0, bad);
+	/* the registers hold what the guest wrote last, but the refused CMD */
+	EXPECT_EQ(LATCH_IOVA + 3 * PAGE_4K + 0x20,
+		  bar0_read32(md, REG_DMA_ADDR) |
+		  (uint64_t)bar0_read32(md, REG_DMA_ADDR + 4) << 32);
+	EXPECT_EQ(0x200, bar0_read32(md, REG_DMA_LEN));
+	EXPECT_EQ(0x5000, bar0_read32(md, REG_DMA_SEED));
+	EXPECT_EQ(CMD_WRITE_RW, bar0_read32(md, REG_DMA_CMD));
+
+	/* held, then the device stops: the command runs first */
+	memset(mem, 0, size);
+	ASSERT_EQ(0, migdev_ctl(md, "hold", "1"));
+	ASSERT_EQ(0, bar0_dma(md, CMD_WRITE_PIN, LATCH_IOVA, 8, 0x77));
+	ASSERT_EQ(0, bar0_write(md, REG_DMA_ADDR, LATCH_IOVA + PAGE_4K, 8));
+	EXPECT_EQ(count + 1, bar0_read32(md, REG_DMA_COUNT));
+	ASSERT_EQ(0, mig_set_state(md, V1_STOP));
+	EXPECT_EQ(count + 2, bar0_read32(md, REG_DMA_COUNT));
+	EXPECT_EQ(0, bar0_read32(md, REG_DMA_STATUS));
+	for (i = 0, bad = 0; i < size; i++)
+		bad += mem[i] != (i < 8 ? migdev_pattern(i, 0x77) : 0);
+	EXPECT_EQ(0, bad);
+	ASSERT_EQ(0, mig_set_state(md, V1_RUNNING));
+	munmap(mem, size);
 }
 
 /*
