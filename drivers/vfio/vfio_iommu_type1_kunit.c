@@ -433,6 +433,20 @@ static const struct vfio_dirty_ops vfio_type1_test_dirty_ops = {
 	.sync = vfio_type1_test_sync,
 };
 
+/* Device 0 gets the driver with a log; the test's priv is the log. */
+static struct vfio_type1_test_log *
+vfio_type1_test_log_setup(struct kunit *test, struct vfio_type1_test *t)
+{
+	struct vfio_type1_test_log *log;
+
+	log = kunit_kzalloc(test, sizeof(*log), GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, log);
+	log->t = t;
+	test->priv = log;
+	t->vdevs[0].dirty_ops = &vfio_type1_test_dirty_ops;
+	return log;
+}
+
 /* VFIO_IOMMU_DIRTY_PAGES GET_BITMAP of the four pages, as a user makes it. */
 static int vfio_type1_test_get(struct kunit *test, struct vfio_type1_test *t,
 			       u64 __user *ubits, u64 *bits)
@@ -477,11 +491,7 @@ static void vfio_type1_test_precise_sync(struct kunit *test)
 	struct vfio_type1_test_log *log;
 	u64 bits;
 
-	log = kunit_kzalloc(test, sizeof(*log), GFP_KERNEL);
-	KUNIT_ASSERT_NOT_NULL(test, log);
-	log->t = t;
-	test->priv = log;
-	t->vdevs[0].dirty_ops = &vfio_type1_test_dirty_ops;
+	log = vfio_type1_test_log_setup(test, t);
 
 	KUNIT_ASSERT_EQ(test, 1, vfio_type1_test_pin_kind(t, 3, true));
 	KUNIT_ASSERT_EQ(test, 1, vfio_type1_test_pin_kind(t, 1, false));
@@ -519,11 +529,7 @@ static void vfio_type1_test_sync_unpinned(struct kunit *test)
 	struct vfio_type1_test_log *log;
 	u64 bits;
 
-	log = kunit_kzalloc(test, sizeof(*log), GFP_KERNEL);
-	KUNIT_ASSERT_NOT_NULL(test, log);
-	log->t = t;
-	test->priv = log;
-	t->vdevs[0].dirty_ops = &vfio_type1_test_dirty_ops;
+	log = vfio_type1_test_log_setup(test, t);
 
 	/* the container has seen precise pins; the device then closed */
 	KUNIT_ASSERT_EQ(test, 1, vfio_type1_test_pin_kind(t, 0, true));
@@ -570,11 +576,7 @@ static void vfio_type1_test_unpin_reports(struct kunit *test)
 	struct vfio_type1_test_log *log;
 	u64 bits = 0;
 
-	log = kunit_kzalloc(test, sizeof(*log), GFP_KERNEL);
-	KUNIT_ASSERT_NOT_NULL(test, log);
-	log->t = t;
-	test->priv = log;
-	t->vdevs[0].dirty_ops = &vfio_type1_test_dirty_ops;
+	log = vfio_type1_test_log_setup(test, t);
 
 	KUNIT_ASSERT_EQ(test, 1, vfio_type1_test_pin_kind(t, 2, true));
 	log->iova[log->n++] = PRECISE_IOVA + 2 * PAGE_SIZE + 8;
