@@ -7,6 +7,7 @@
  */
 #include "../kselftest_harness.h"
 #include <pthread.h>
+#include <time.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -286,38 +287,70 @@ TEST_F(pin, stopped_device_does_no_dma)
 }
 
 struct stopper {
-	int container;
-	unsigned int delay_us;
+	struct migdev *md;
+	unsigned int delay_us;	/* 0: once the device starts unpinning */
+	long pinned;		/* pages it had pinned just before the STOP */
 };
 
+static double mono_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/*
+ * STOP tracking after @delay_us, or (@delay_us 0) as soon as the device
+ * has fewer than PAGES pages pinned: the unmap is notifying it, with
+ * iommu->lock dropped (at most 2 s).
+ */
 static void *stop_later(void *arg)
 {
 	struct stopper *st = arg;
+	double end = mono_s() + 2;
 
-	usleep(st->delay_us);
-	return (void *)(long)vfio_dirty(st->container,
+	if (st->delay_us)
+		usleep(st->delay_us);
+	else
+		while (migdev_pinned(st->md) == PAGES && mono_s() < end)
+			;
+	st->pinned = migdev_pinned(st->md);
+	return (void *)(long)vfio_dirty(st->md->container,
 					VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP);
 }
 
 /*
  * UNMAP_DMA with GET_DIRTY_BITMAP while another thread stops tracking:
- * the unmap notifies the driver, which unpins (dirtying the pages), with
- * iommu->lock dropped.  A STOP in that window must not make the unmap
- * succeed with fewer bits: it either reports every pinned page or fails
- * with -EINVAL and unmaps nothing.
+ * the unmap checks that tracking is on, then notifies the driver, which
+ * unpins (dirtying the pages), with iommu->lock dropped, and checks again
+ * before it reports and removes anything.  A STOP in that window must not
+ * make the unmap succeed with fewer bits: it either reports every pinned
+ * page or fails with -EINVAL, unmaps nothing and writes no bit.
+ *
+ * Where the STOP landed shows in what the unmap returned and in what the
+ * device still holds: -EINVAL with the pages still pinned, before the
+ * unmap began (it was refused before notifying anyone); -EINVAL with
+ * them unpinned, inside the window (the notification ran, so tracking
+ * was on at the first check, and off at the second; STOP takes
+ * iommu->lock, which the unmap holds from one check to the notification
+ * and again from its end); success, after the second check.  Half the
+ * rounds stop after a delay, half as soon as the device starts
+ * unpinning: those land in the window, and at least one must.
  */
 TEST_F(pin, unmap_bitmap_races_stop)
 {
-	int i, reported = 0, refused = 0;
+	int i, reported = 0, before = 0, inside = 0;
 
 	for (i = 0; i < 200; i++) {
 		struct stopper st = {
-			.container = self->md.container,
-			.delay_us = (i * 37) % 1500,
+			.md = &self->md,
+			.delay_us = i % 2 ? (i * 37) % 1500 + 1 : 0,
 		};
 		uint64_t unmapped = 0;
 		pthread_t t;
 		void *stop_ret;
+		long pinned;
 		int ret;
 
 		ASSERT_EQ(0, vfio_dirty(self->md.container,
@@ -325,6 +358,7 @@ TEST_F(pin, unmap_bitmap_races_stop)
 		ASSERT_EQ(0, migdev_ctl(&self->md, "dma", "keep 0x%llx %llu 0",
 					(unsigned long long)IOVA,
 					(unsigned long long)SIZE));
+		ASSERT_EQ(PAGES, migdev_pinned(&self->md));
 		memset(self->bitmap, 0, sizeof(self->bitmap));
 		ASSERT_EQ(0, pthread_create(&t, NULL, stop_later, &st));
 		ret = vfio_unmap_bitmap(self->md.container, IOVA, SIZE, PAGE_4K,
@@ -332,20 +366,26 @@ TEST_F(pin, unmap_bitmap_races_stop)
 					&unmapped);
 		ASSERT_EQ(0, pthread_join(t, &stop_ret));
 		ASSERT_EQ(0, (long)stop_ret);
+		pinned = migdev_pinned(&self->md);
 		if (ret == -EINVAL) {
-			/* tracking stopped first: nothing unmapped */
+			/* nothing unmapped, no bit written */
 			EXPECT_EQ(-EEXIST, vfio_map(self->md.container, IOVA,
 						    self->buf, SIZE));
-			if (migdev_pinned(&self->md) > 0)
+			EXPECT_EQ(0, bitmap_weight(self->bitmap, PAGES));
+			if (pinned == PAGES) {
+				before++;
 				ASSERT_EQ(0, migdev_ctl(&self->md, "dma",
-							"release 0x%llx %llu 0",
-							(unsigned long long)IOVA,
-							(unsigned long long)SIZE));
-			refused++;
+							"release 0 0 0"));
+			} else {
+				/* the notification unpinned everything */
+				EXPECT_EQ(0, pinned);
+				inside++;
+			}
 			continue;
 		}
 		ASSERT_EQ(0, ret);
 		EXPECT_EQ(SIZE, unmapped);
+		EXPECT_EQ(0, pinned);
 		EXPECT_EQ(PAGES, bitmap_weight(self->bitmap, PAGES)) {
 			ksft_print_msg("round %d: %llu of %llu pinned pages reported\n",
 				       i, (unsigned long long)
@@ -356,8 +396,9 @@ TEST_F(pin, unmap_bitmap_races_stop)
 		reported++;
 		ASSERT_EQ(0, vfio_map(self->md.container, IOVA, self->buf, SIZE));
 	}
-	ksft_print_msg("%d unmaps reported every page, %d were refused\n",
-		       reported, refused);
+	ksft_print_msg("STOP before the unmap %d times, in its unlocked window %d, after %d\n",
+		       before, inside, reported);
+	EXPECT_GT(inside, 0);
 	ASSERT_EQ(0, vfio_dirty(self->md.container,
 				VFIO_IOMMU_DIRTY_PAGES_FLAG_START));
 }
@@ -616,11 +657,11 @@ TEST_F(pin, pinning_races_unmap)
  * Allocation failures: the n-th slab allocation of a GET_BITMAP fails, for
  * every n in turn (fail-nth).  Marking pinned pages needs memory; without
  * it the tracker records more (the whole chunk), so every GET succeeds and
- * reports at least the pinned pages.
+ * reports at least the pinned pages, and more after some failures.
  */
 TEST_F(pin, allocation_failures_report_more)
 {
-	int fd, n, injected = 0;
+	int fd, n, injected = 0, more = 0;
 
 	if (!fail_nth_ready(_metadata))
 		return;
@@ -636,10 +677,13 @@ TEST_F(pin, allocation_failures_report_more)
 		if (!fail_nth_disarm(fd))	/* fewer than n allocations: all tried */
 			break;
 		EXPECT_EQ(3ULL << 20, self->bitmap[0] & (3ULL << 20));
+		more += bitmap_weight(self->bitmap, PAGES) > 2;
 		injected++;
 	}
 	EXPECT_GT(injected, 0);
-	ksft_print_msg("%d allocations of a GET_BITMAP failed in turn\n", injected);
+	EXPECT_GT(more, 0);
+	ksft_print_msg("%d allocations of a GET_BITMAP failed in turn, %d reported more\n",
+		       injected, more);
 	/*
 	 * With memory back, one report clears what fell back to whole
 	 * chunks; after it, reports are exact again.
@@ -663,6 +707,7 @@ struct sweep {
 	const char *name;
 	int points;
 	int absorbed;
+	int more;		/* of those, reported more than they must */
 };
 
 static void sweep_print(struct __test_metadata *_metadata,
@@ -674,8 +719,12 @@ static void sweep_print(struct __test_metadata *_metadata,
 		ksft_print_msg("%s: no allocation failed: the sweep tested nothing\n",
 			       s->name);
 	}
-	ksft_print_msg("%s: %d allocations failed in turn (%d absorbed)\n",
-		       s->name, s->points, s->absorbed);
+	if (s->more)
+		ksft_print_msg("%s: %d allocations failed in turn (%d absorbed, %d report more)\n",
+			       s->name, s->points, s->absorbed, s->more);
+	else
+		ksft_print_msg("%s: %d allocations failed in turn (%d absorbed)\n",
+			       s->name, s->points, s->absorbed);
 	if (explained)
 		return;
 	explained = true;
@@ -720,11 +769,13 @@ static void fail_keep(struct __test_metadata *_metadata, struct migdev *md)
 /*
  * MAP while tracking and UNMAP with a bitmap (of pages the device pinned:
  * unpinning them marks them dirty, which allocates), each with its n-th
- * allocation failing for every n in turn until it makes fewer.  A call
+ * allocation failing for every n in turn until it makes fewer.  A MAP
  * either absorbs the failure (the tracker then records more, never less)
  * and does its work, or fails with -ENOMEM and changes nothing: no mapping
- * made or lost, no dirty bit lost.  STOP and START allocate nothing.  The
- * container works after each.
+ * made or lost, no dirty bit lost.  The UNMAP never fails: what it
+ * allocates is the tracker's, which marks the whole chunk instead, so its
+ * report holds more than the pinned pages, which the sweep must show.
+ * STOP and START allocate nothing.  The container works after each.
  */
 TEST_F(pin, allocation_failures_change_nothing)
 {
@@ -773,21 +824,20 @@ TEST_F(pin, allocation_failures_change_nothing)
 		if (!fail_nth_disarm(fd))
 			break;
 		unmap.points++;
-		if (!ret) {
-			/* unmapped, the bits reported (or more): map, pin again */
-			unmap.absorbed++;
-			ASSERT_EQ(FAIL_SIZE, unmapped);
-			ASSERT_EQ(0x30ULL, bm[0] & 0x30);
-			ASSERT_EQ(0, vfio_map(self->md.container, FAIL_IOVA, mem, FAIL_SIZE));
-			fail_keep(_metadata, &self->md);
-			continue;
-		}
-		ASSERT_EQ(-ENOMEM, ret);
+		unmap.absorbed++;
+		/* unmapped, the bits reported (or more): map, pin again */
+		ASSERT_EQ(0, ret);
+		ASSERT_EQ(FAIL_SIZE, unmapped);
+		ASSERT_EQ(0x30ULL, bm[0] & 0x30);
+		unmap.more += bm[0] != 0x30;
+		ASSERT_EQ(0, vfio_map(self->md.container, FAIL_IOVA, mem, FAIL_SIZE));
+		fail_keep(_metadata, &self->md);
 	}
-	/* still mapped whole, and the dirty bits survived every failure */
+	/* no allocation failed: exact */
 	ASSERT_EQ(0, ret);
 	EXPECT_EQ(FAIL_SIZE, unmapped);
 	EXPECT_EQ(0x30ULL, bm[0]);
+	EXPECT_GT(unmap.more, 0);
 	sweep_print(_metadata, &unmap);
 
 	fd = no_alloc_arm(_metadata, 0);
@@ -878,6 +928,23 @@ static void set_bit64(uint64_t *bitmap, uint64_t bit)
 	bitmap[bit / 64] |= 1ULL << (bit % 64);
 }
 
+/*
+ * A call of sweep @s with allocation @n armed returned @ret; @injected:
+ * the allocation failed.  Its report (@bitmap, @words u64 words) must
+ * cover @must; one that holds more after an absorbed failure is counted.
+ */
+static void sweep_report(struct __test_metadata *_metadata, struct sweep *s,
+			 int n, bool injected, const uint64_t *bitmap,
+			 const uint64_t *must, uint64_t words)
+{
+	ASSERT_TRUE(bits_cover(bitmap, must, words)) {
+		ksft_print_msg("%s: allocation %d failed%s\n", s->name, n,
+			       injected ? "" : " (none did)");
+	}
+	if (injected && memcmp(bitmap, must, words * 8))
+		s->more++;
+}
+
 /* A DMA command of the device at @iova: "rw", "keep"... */
 static int dma_at(struct migdev *md, const char *cmd, uint64_t iova,
 		  uint64_t len, uint32_t seed)
@@ -904,10 +971,14 @@ struct get_case {
 
 /*
  * For n = 1, 2, ... the n-th allocation of the GET fails, until it makes
- * fewer than n: each GET either fails with -ENOMEM (its bits stay for the
- * next GET, which the next n checks) or succeeds with at least @must.
- * With memory back, the first report clears what fell back to whole
- * chunks; the one after it reports exactly @must.
+ * fewer than n.  A GET does not fail for want of memory: the tracker
+ * cannot mark a pinned page in a chunk without its bitmap, or store one,
+ * so it marks the whole chunk (or the whole mapping) instead, and a
+ * report changes nothing in it; so every GET succeeds, with at least
+ * @must, and the sweep exercises the report that holds more: at least one
+ * must, or the sweep did not reach the tracker.  With memory back, the
+ * first report clears what fell back to whole chunks; the one after it
+ * reports exactly @must.
  */
 static void get_sweep(struct __test_metadata *_metadata, struct get_case *c)
 {
@@ -924,23 +995,18 @@ static void get_sweep(struct __test_metadata *_metadata, struct get_case *c)
 		injected = fail_nth_disarm(fd);
 		if (injected)
 			c->s.points++;
-		if (ret) {
-			ASSERT_EQ(-ENOMEM, ret) {
-				ksft_print_msg("%s: allocation %d failed\n", c->s.name, n);
-			}
-			ASSERT_TRUE(injected);
-			continue;
+		ASSERT_EQ(0, ret) {
+			ksft_print_msg("%s: allocation %d failed\n", c->s.name, n);
 		}
-		ASSERT_TRUE(bits_cover(c->bitmap, c->must, c->words)) {
-			ksft_print_msg("%s: allocation %d failed%s\n", c->s.name, n,
-				       injected ? "" : " (none did)");
-		}
+		sweep_report(_metadata, &c->s, n, injected, c->bitmap, c->must,
+			     c->words);
 		if (injected) {
 			c->s.absorbed++;
 			c->redirty(_metadata, c->md);
 		}
 	}
 	ASSERT_FALSE(injected);
+	EXPECT_GT(c->s.more, 0);
 	c->redirty(_metadata, c->md);
 	memset(c->bitmap, 0, c->words * 8);
 	ASSERT_EQ(0, vfio_get_bitmap(c->md->container, c->iova, c->size,
@@ -1294,14 +1360,17 @@ static int unmap_size(int container, uint64_t iova, uint64_t size,
 /*
  * UNMAP_DMA without a bitmap while tracking, of two mappings whose pages
  * 2 and 9 the device keeps pinned (the driver unpins them when told, which
- * marks them dirty), with its n-th allocation failing, for every n.  The
- * range is unmapped whole, or not at all and still dirty where pinned;
- * the fixture mapping's dirty pages are untouched either way.
+ * marks them dirty), with its n-th allocation failing, for every n.  What
+ * it allocates is the tracker's, for those marks: without memory it marks
+ * the whole chunk instead, so the unmap never fails.  What the sweep
+ * exercises is that a mark that fell back to a whole chunk goes with its
+ * mapping: the range is unmapped whole, and the fixture mapping's dirty
+ * pages are exactly what they were, nothing lost and nothing added.
  */
 TEST_F(pin, allocation_failures_unmap_no_bitmap)
 {
 	struct sweep s = { .name = "UNMAP without a bitmap while tracking" };
-	uint64_t unmapped, bm[1];
+	uint64_t unmapped;
 	bool injected = true;
 	int fd, n, ret;
 	uint8_t *mem;
@@ -1332,32 +1401,17 @@ TEST_F(pin, allocation_failures_unmap_no_bitmap)
 		ret = unmap_size(self->md.container, UM_IOVA, UM_PAGES * PAGE_4K,
 				 &unmapped);
 		injected = fail_nth_disarm(fd);
-		if (injected)
+		if (injected) {
 			s.points++;
-		if (ret) {
-			ASSERT_EQ(-ENOMEM, ret);
-			ASSERT_TRUE(injected);
-			/* not at all: both mappings stay, with their pins' bits */
-			ASSERT_EQ(-EEXIST, vfio_map(self->md.container, UM_IOVA,
-						    mem, PAGE_4K));
-			ASSERT_EQ(-EEXIST, vfio_map(self->md.container,
-						    UM_IOVA + 15 * PAGE_4K,
-						    mem + 15 * PAGE_4K, PAGE_4K));
-			bm[0] = 0;
-			ASSERT_EQ(0, vfio_get_bitmap(self->md.container, UM_IOVA,
-						     UM_PAGES * PAGE_4K, PAGE_4K,
-						     bm, sizeof(bm)));
-			EXPECT_EQ(0x204ULL, bm[0] & 0x204);
-		} else {
-			if (injected)
-				s.absorbed++;
-			/* whole: nothing is left mapped in the range */
-			ASSERT_EQ(UM_PAGES * PAGE_4K, unmapped);
-			ASSERT_EQ(0, unmap_size(self->md.container, UM_IOVA,
-						UM_PAGES * PAGE_4K, &unmapped));
-			ASSERT_EQ(0, unmapped);
-			EXPECT_EQ(1, migdev_pinned(&self->md));
+			s.absorbed++;
 		}
+		ASSERT_EQ(0, ret);
+		/* whole: nothing is left mapped in the range */
+		ASSERT_EQ(UM_PAGES * PAGE_4K, unmapped);
+		ASSERT_EQ(0, unmap_size(self->md.container, UM_IOVA,
+					UM_PAGES * PAGE_4K, &unmapped));
+		ASSERT_EQ(0, unmapped);
+		EXPECT_EQ(1, migdev_pinned(&self->md));
 		/* the other mapping lost nothing, and got nothing */
 		fixture_want(self->want);
 		EXPECT_REPORT();
@@ -1933,6 +1987,224 @@ TEST_F(precise, unmap_bitmap_carries_logged_write)
 	EXPECT_EQ(0, migdev_pinned(&self->md));
 	want_pages(self->want, 193, 2);
 	EXPECT_EQ(0, memcmp(self->want, self->bitmap, sizeof(self->want)));
+}
+
+/* Nothing written, pinned or dirty in the mapping of @buf at IOVA. */
+static void precise_clean(struct __test_metadata *_metadata, struct migdev *md,
+			  uint8_t *buf)
+{
+	uint64_t bitmap[WORDS];
+
+	ASSERT_EQ(0, migdev_ctl(md, "dma", "release 0 0 0"));
+	memset(buf, 0, SIZE);
+	ASSERT_EQ(0, vfio_get_bitmap(md->container, IOVA, SIZE, PAGE_4K, bitmap,
+				     sizeof(bitmap)));
+}
+
+/* The pages of the fixture mapping whose memory is not 0. */
+static void changed_pages(const uint8_t *buf, uint64_t *must)
+{
+	uint64_t page, b;
+
+	memset(must, 0, WORDS * 8);
+	for (page = 0; page < PAGES; page++) {
+		for (b = 0; b < PAGE_4K; b++) {
+			if (buf[page * PAGE_4K + b]) {
+				set_bit64(must, page);
+				break;
+			}
+		}
+	}
+}
+
+#define PR_SET		100	/* the working set of the log sweeps */
+#define PR_LOGGED	16	/* writes migdev-precise's log holds */
+
+/*
+ * The writes of migdev-precise under allocation failures: the n-th slab
+ * allocation fails, for every n in turn, in
+ *  - its DMA thread, for a pin-write-unpin command (vfio_pin_pages(), and
+ *    vfio_mark_dirty() of each page before it is unpinned), for a write
+ *    into the working set that finds the log full (vfio_mark_dirty() of
+ *    the writes it holds) and for a release (the log read out, then
+ *    unpins, which mark nothing);
+ *  - the caller of GET_BITMAP, which asks the driver first (sync(): the
+ *    log read out with vfio_mark_dirty()), and of UNMAP_DMA with a bitmap
+ *    (sync(), then dma_unmap(): the driver reads its log out and unpins).
+ * vfio_mark_dirty() does not fail for want of memory: the tracker records
+ * more (the whole chunk, here the whole mapping).  So only a pin can fail
+ * with -ENOMEM, after the command wrote and reported the pages before it,
+ * and the calls that report succeed.  The next report (or the call's own)
+ * has every page whose memory changed; after an absorbed failure it has
+ * more, which each sweep must show.  With memory back, once a report has
+ * cleared what fell back to whole chunks, reports are exact again: pages
+ * the device keeps pinned are not in them.
+ */
+TEST_F_TIMEOUT(precise, allocation_failures_report_writes, 300)
+{
+	struct sweep pin = { .name = "migdev-precise pin-write-unpin" };
+	struct sweep full = { .name = "migdev-precise write into a full log" };
+	struct sweep rel = { .name = "migdev-precise release of a logged write" };
+	struct sweep get = { .name = "GET_BITMAP, a logged write (sync)" };
+	struct sweep unmap = { .name = "UNMAP with a bitmap, a logged write" };
+	int worker = migdev_worker(&self->md), fd, n, ret, i;
+	uint64_t must[WORDS], bm[1], unmapped;
+	bool injected;
+	void *mem;
+
+	if (!fail_nth_ready(_metadata))
+		return;
+	if (worker < 0)
+		VFIO_SKIP_OR_FAIL("migdev", return,
+				  "migdev has no DMA thread (debugfs \"worker\")");
+
+	for (n = 1, injected = true; n < 256 && injected; n++) {
+		precise_clean(_metadata, &self->md, self->buf);
+		fd = fail_nth_arm(worker, n);
+		ASSERT_GE(fd, 0);
+		ret = dma(&self->md, "pin", 10, 8, 4100, n);
+		injected = fail_nth_disarm(fd);
+		pin.points += injected;
+		if (ret) {
+			/* a page it could not pin: those before it are written */
+			ASSERT_EQ(-ENOMEM, ret);
+			ASSERT_TRUE(injected);
+		} else {
+			EXPECT_TRUE(memory_is(self->buf, 10 * PAGE_4K + 8, 4100, n));
+			pin.absorbed += injected;
+		}
+		EXPECT_EQ(0, migdev_pinned(&self->md));
+		changed_pages(self->buf, must);
+		memset(self->bitmap, 0, sizeof(self->bitmap));
+		ASSERT_EQ(0, vfio_get_bitmap(self->md.container, IOVA, SIZE, PAGE_4K,
+					     self->bitmap, sizeof(self->bitmap)));
+		sweep_report(_metadata, &pin, n, injected, self->bitmap, must, WORDS);
+	}
+	ASSERT_FALSE(injected);
+	EXPECT_GT(pin.more, 0);
+	sweep_print(_metadata, &pin);
+
+	/*
+	 * The log holds PR_LOGGED writes into PR_LOGGED + 4 pinned pages; the
+	 * next write reads it out first.
+	 */
+	for (n = 1, injected = true; n < 256 && injected; n++) {
+		precise_clean(_metadata, &self->md, self->buf);
+		ASSERT_EQ(0, dma(&self->md, "keep", PR_SET, 0,
+				 (PR_LOGGED + 4) * PAGE_4K, 0));
+		for (i = 0; i < PR_LOGGED; i++)
+			ASSERT_EQ(0, dma(&self->md, "kept", PR_SET + i, 8 * i, 8,
+					 i + 1));
+		ASSERT_EQ(PR_LOGGED, migdev_read(&self->md, "logged"));
+		fd = fail_nth_arm(worker, n);
+		ASSERT_GE(fd, 0);
+		ret = dma(&self->md, "kept", PR_SET + PR_LOGGED, 100, 8, n);
+		injected = fail_nth_disarm(fd);
+		full.points += injected;
+		full.absorbed += injected;
+		ASSERT_EQ(0, ret);
+		EXPECT_EQ(1, migdev_read(&self->md, "logged"));
+		changed_pages(self->buf, must);
+		memset(self->bitmap, 0, sizeof(self->bitmap));
+		ASSERT_EQ(0, vfio_get_bitmap(self->md.container, IOVA, SIZE, PAGE_4K,
+					     self->bitmap, sizeof(self->bitmap)));
+		sweep_report(_metadata, &full, n, injected, self->bitmap, must, WORDS);
+	}
+	ASSERT_FALSE(injected);
+	EXPECT_GT(full.more, 0);
+	sweep_print(_metadata, &full);
+
+	/* a logged write into two pinned pages, read out by the release */
+	for (n = 1, injected = true; n < 256 && injected; n++) {
+		precise_clean(_metadata, &self->md, self->buf);
+		ASSERT_EQ(0, dma(&self->md, "keep", PR_SET, 0, 2 * PAGE_4K, 0));
+		ASSERT_EQ(0, dma(&self->md, "kept", PR_SET + 1, 4, 8, 3));
+		fd = fail_nth_arm(worker, n);
+		ASSERT_GE(fd, 0);
+		ret = dma(&self->md, "release", 0, 0, 0, 0);
+		injected = fail_nth_disarm(fd);
+		rel.points += injected;
+		rel.absorbed += injected;
+		ASSERT_EQ(0, ret);
+		EXPECT_EQ(0, migdev_pinned(&self->md));
+		EXPECT_EQ(0, migdev_read(&self->md, "logged"));
+		changed_pages(self->buf, must);
+		memset(self->bitmap, 0, sizeof(self->bitmap));
+		ASSERT_EQ(0, vfio_get_bitmap(self->md.container, IOVA, SIZE, PAGE_4K,
+					     self->bitmap, sizeof(self->bitmap)));
+		sweep_report(_metadata, &rel, n, injected, self->bitmap, must, WORDS);
+	}
+	ASSERT_FALSE(injected);
+	EXPECT_GT(rel.more, 0);
+	sweep_print(_metadata, &rel);
+
+	/* the same, read out by the driver's sync() for a GET_BITMAP */
+	for (n = 1, injected = true; n < 256 && injected; n++) {
+		precise_clean(_metadata, &self->md, self->buf);
+		ASSERT_EQ(0, dma(&self->md, "keep", PR_SET, 0, 2 * PAGE_4K, 0));
+		ASSERT_EQ(0, dma(&self->md, "kept", PR_SET + 1, 4, 8, 3));
+		changed_pages(self->buf, must);
+		memset(self->bitmap, 0, sizeof(self->bitmap));
+		fd = fail_nth_arm(0, n);
+		ASSERT_GE(fd, 0);
+		ret = vfio_get_bitmap(self->md.container, IOVA, SIZE, PAGE_4K,
+				      self->bitmap, sizeof(self->bitmap));
+		injected = fail_nth_disarm(fd);
+		get.points += injected;
+		get.absorbed += injected;
+		ASSERT_EQ(0, ret);
+		EXPECT_EQ(0, migdev_read(&self->md, "logged"));
+		sweep_report(_metadata, &get, n, injected, self->bitmap, must, WORDS);
+	}
+	ASSERT_FALSE(injected);
+	EXPECT_GT(get.more, 0);
+	sweep_print(_metadata, &get);
+
+	/*
+	 * A second mapping: the device keeps its pages 4 and 5 pinned and
+	 * has written page 4; the unmap reads the log out (sync) and the
+	 * driver unpins both (dma_unmap).  Page 5 is not dirty.
+	 */
+	precise_clean(_metadata, &self->md, self->buf);
+	mem = mmap(NULL, FAIL_SIZE, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, mem);
+	for (n = 1, injected = true; n < 256 && injected; n++) {
+		ASSERT_EQ(0, vfio_map(self->md.container, FAIL_IOVA, mem, FAIL_SIZE));
+		ASSERT_EQ(0, dma_at(&self->md, "keep", FAIL_IOVA + 4 * PAGE_4K,
+				    2 * PAGE_4K, 0));
+		ASSERT_EQ(0, dma_at(&self->md, "kept", FAIL_IOVA + 4 * PAGE_4K + 64,
+				    8, n));
+		bm[0] = 0;
+		must[0] = 0x10;
+		fd = fail_nth_arm(0, n);
+		ASSERT_GE(fd, 0);
+		ret = vfio_unmap_bitmap(self->md.container, FAIL_IOVA, FAIL_SIZE,
+					PAGE_4K, bm, sizeof(bm), &unmapped);
+		injected = fail_nth_disarm(fd);
+		unmap.points += injected;
+		unmap.absorbed += injected;
+		ASSERT_EQ(0, ret);
+		ASSERT_EQ(FAIL_SIZE, unmapped);
+		EXPECT_EQ(0, migdev_pinned(&self->md));
+		sweep_report(_metadata, &unmap, n, injected, bm, must, 1);
+	}
+	ASSERT_FALSE(injected);
+	EXPECT_EQ(0x10ULL, bm[0]);
+	EXPECT_GT(unmap.more, 0);
+	sweep_print(_metadata, &unmap);
+	munmap(mem, FAIL_SIZE);
+
+	/* memory back, one report later: exact, the pinned pages clean */
+	precise_clean(_metadata, &self->md, self->buf);
+	ASSERT_EQ(0, dma(&self->md, "keep", PR_SET, 0, 8 * PAGE_4K, 0));
+	EXPECT_REPORT();
+	ASSERT_EQ(0, dma(&self->md, "kept", PR_SET + 2, 0, 8, 1));
+	ASSERT_EQ(0, dma(&self->md, "pin", 10, 8, 8, 2));
+	want_pages(self->want, PR_SET + 2, 1);
+	want_pages(self->want, 10, 1);
+	EXPECT_REPORT();
+	EXPECT_REPORT();
 }
 
 /*

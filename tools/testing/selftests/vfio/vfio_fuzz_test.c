@@ -6,7 +6,14 @@
  * return value is what the UAPI (and migdev) says for that input, a call
  * that fails changes nothing, the mappings are the model's, and every
  * dirty report holds at least the pages the model says were written or
- * are pinned, and nothing that was neither written nor pinned.
+ * are pinned, and nothing that was neither written nor pinned.  The
+ * pages a DMA command wrote before it failed (its user memory changed:
+ * vfio_dma_rw() copied part of a chunk into memory with a read-only page,
+ * a pin-write-unpin command wrote the pages before one it cannot pin)
+ * must be reported like those of one that succeeded.  With
+ * migdev-precise, a pin alone makes nothing dirty, nor does an unpin: its
+ * pages are dirty when it reports a write (vfio_mark_dirty(), its log
+ * read out by sync) or writes with vfio_dma_rw().
  *
  * The tests:
  *   type1.{migdev1,precise}.fuzz  MAP/UNMAP (with and without a bitmap,
@@ -63,6 +70,8 @@
 #define MAX_PENDING	(65 * (8 + 4096ULL) + 8)
 #define V1_ERROR	(V1_SAVING | V1_RESUMING)
 #define DEV_PAGES	16ULL		/* mapped for the migration and BAR tests */
+#define MIXED_RO	3		/* and 11: read-only pages of t1.mixed */
+#define MIXED_NONE	7		/* and 15: inaccessible ones */
 #define NERR		160
 
 /* the shortest argsz of each argument: the fields up to its size */
@@ -336,7 +345,12 @@ struct mapping {
 	uint64_t size;
 	uint64_t vaddr;
 	uint32_t flags;
-	bool bad_mem;		/* user memory that cannot be written */
+};
+
+/* User memory a device cannot write: read-only, or not even readable. */
+struct bad_mem {
+	uint64_t lo, hi;
+	bool readable;
 };
 
 struct model {
@@ -345,12 +359,35 @@ struct model {
 	bool tracking;
 	bool precise;		/* the device reports what it writes */
 	/* pages of the window */
-	uint8_t must[WIN_PAGES];	/* must be in the next report */
+	uint8_t must[WIN_PAGES];	/* must be in the next report: MUST_* */
 	uint8_t may[WIN_PAGES];		/* may be: written or pinned */
 	uint32_t pinned[WIN_PAGES];	/* times in the working set */
 	uint8_t logged[WIN_PAGES];	/* in migdev-precise's log, maybe */
 	unsigned long npinned;
+	struct bad_mem bad[8];
+	int nbad;
+	unsigned long wrote_failed;	/* pages a failed command wrote */
 };
+
+/* Memory the device cannot write, from @lo to @hi. */
+static void m_bad_mem(struct model *m, const void *lo, const void *hi,
+		      bool readable)
+{
+	m->bad[m->nbad].lo = (uintptr_t)lo;
+	m->bad[m->nbad].hi = (uintptr_t)hi;
+	m->bad[m->nbad++].readable = readable;
+}
+
+/* The user page at @uaddr: 0 writable, 1 read-only, 2 not readable. */
+static int m_user_kind(struct model *m, uint64_t uaddr)
+{
+	int i;
+
+	for (i = 0; i < m->nbad; i++)
+		if (uaddr >= m->bad[i].lo && uaddr < m->bad[i].hi)
+			return m->bad[i].readable ? 1 : 2;
+	return 0;
+}
 
 static int m_find(struct model *m, uint64_t iova)
 {
@@ -389,7 +426,8 @@ static bool m_rw(struct model *m, uint64_t iova)
 {
 	int i = m_find(m, iova);
 
-	return i >= 0 && (m->map[i].flags & RW) == RW && !m->map[i].bad_mem;
+	return i >= 0 && (m->map[i].flags & RW) == RW &&
+	       !m_user_kind(m, m->map[i].vaddr + iova - m->map[i].iova);
 }
 
 static struct mapping *m_add(struct model *m, uint64_t iova, uint64_t size,
@@ -401,11 +439,14 @@ static struct mapping *m_add(struct model *m, uint64_t iova, uint64_t size,
 	p->size = size;
 	p->vaddr = vaddr;
 	p->flags = flags;
-	p->bad_mem = false;
 	return p;
 }
 
-/* Drop the pins of [iova, iova + size): migdev unpins on unmap. */
+/*
+ * Drop the pins of [iova, iova + size): migdev unpins on unmap.  An
+ * unpin by a driver that does not report its writes marks the page; one
+ * by migdev-precise marks nothing (it reported what it wrote).
+ */
 static void m_unpin(struct model *m, uint64_t iova, uint64_t size)
 {
 	uint64_t a;
@@ -415,7 +456,7 @@ static void m_unpin(struct model *m, uint64_t iova, uint64_t size)
 			continue;
 		m->npinned -= m->pinned[pg(a)];
 		m->pinned[pg(a)] = 0;
-		if (m->tracking)	/* unpinned since the last report */
+		if (m->tracking && !m->precise)	/* unpinned since the last report */
 			m->may[pg(a)] = 1;
 	}
 }
@@ -436,14 +477,21 @@ static void m_remove(struct model *m, int i)
 	m->map[i] = m->map[--m->nmaps];
 }
 
-/* The device wrote (@must) or may have written the page at @iova. */
-static void m_dirty(struct model *m, uint64_t iova, bool must)
+/* Why a page must be reported */
+enum { MUST_NOT, MUST_WRITTEN, MUST_PART_WRITTEN };
+
+/*
+ * The device wrote the page at @iova (@must: MUST_WRITTEN, or
+ * MUST_PART_WRITTEN by a command that failed after it), or may have
+ * (MUST_NOT).
+ */
+static void m_dirty(struct model *m, uint64_t iova, int must)
 {
 	if (!m->tracking || !in_win(iova))
 		return;
 	m->may[pg(iova)] = 1;
-	if (must)
-		m->must[pg(iova)] = 1;
+	if (must > m->must[pg(iova)])
+		m->must[pg(iova)] = must;
 }
 
 /*
@@ -462,7 +510,11 @@ static void m_synced(struct model *m)
 	}
 }
 
-/* What a report of [iova, iova + size) leaves: the pinned pages. */
+/*
+ * What a report of [iova, iova + size) leaves: the pinned pages, when the
+ * driver does not report its writes; none when it does (migdev-precise:
+ * its pins are dirty only when it reports a write).
+ */
 static void m_reported(struct model *m, uint64_t iova, uint64_t size)
 {
 	uint64_t a;
@@ -470,8 +522,8 @@ static void m_reported(struct model *m, uint64_t iova, uint64_t size)
 	for (a = WIN_IOVA; a < WIN_END; a += PAGE_4K) {
 		if (a < iova || a - iova >= size)
 			continue;
-		m->may[pg(a)] = !!m->pinned[pg(a)];
-		m->must[pg(a)] = m->pinned[pg(a)] && !m->precise;
+		m->may[pg(a)] = m->pinned[pg(a)] && !m->precise;
+		m->must[pg(a)] = m->may[pg(a)];
 	}
 }
 
@@ -483,8 +535,8 @@ static void m_start(struct model *m)
 		return;		/* repeating START is harmless */
 	m->tracking = true;
 	for (i = 0; i < WIN_PAGES; i++) {
-		m->may[i] = !!m->pinned[i];
-		m->must[i] = m->pinned[i] && !m->precise;
+		m->may[i] = m->pinned[i] && !m->precise;
+		m->must[i] = m->may[i];
 	}
 }
 
@@ -541,9 +593,15 @@ static int m_dma_predict(struct model *m, int cmd, uint64_t iova, uint64_t len)
 	return (m->map[m_find(m, bad)].flags & RW) != RW ? -EPERM : -EFAULT;
 }
 
-/* Update the model after command @cmd returned @ret. */
+/*
+ * Update the model after command @cmd returned @ret.  @wrote, when not
+ * NULL, has the pages of the window whose memory the command changed: a
+ * command that failed part-way wrote them, and they must be reported
+ * (vfio_dma_rw() marks what a partial write wrote, migdev-precise
+ * reports a page before it unpins it, and a plain unpin marks it).
+ */
 static void m_dma_apply(struct model *m, int cmd, uint64_t iova, uint64_t len,
-			int ret)
+			int ret, const uint8_t *wrote)
 {
 	uint64_t a, end = iova + len, bad;
 
@@ -555,7 +613,7 @@ static void m_dma_apply(struct model *m, int cmd, uint64_t iova, uint64_t len,
 		return;
 	if (cmd == DMA_KEPT) {
 		for (a = iova & ~(PAGE_4K - 1); !ret && a < end; a += PAGE_4K) {
-			m_dirty(m, a, true);
+			m_dirty(m, a, MUST_WRITTEN);
 			/* reported when the log is read out, tracking or not */
 			if (m->precise)
 				m->logged[pg(a)] = 1;
@@ -566,12 +624,18 @@ static void m_dma_apply(struct model *m, int cmd, uint64_t iova, uint64_t len,
 	for (a = iova & ~(PAGE_4K - 1); a < end && a != bad; a += PAGE_4K) {
 		if (cmd != DMA_KEEP) {
 			/* a failed command wrote a part, maybe */
-			m_dirty(m, a, !ret);
+			bool part = ret && wrote && in_win(a) && wrote[pg(a)];
+
+			m->wrote_failed += part && m->tracking;
+			m_dirty(m, a, !ret ? MUST_WRITTEN :
+				      part ? MUST_PART_WRITTEN : MUST_NOT);
 			continue;
 		}
 		m->pinned[pg(a)]++;
 		m->npinned++;
-		m_dirty(m, a, !m->precise);
+		/* a pin of migdev-precise alone is clean */
+		if (!m->precise)
+			m_dirty(m, a, MUST_WRITTEN);
 	}
 }
 
@@ -630,6 +694,26 @@ static int dbg_dma(struct migdev *md, int cmd, uint64_t iova, uint64_t len,
 			  (unsigned long long)iova, (unsigned long long)len, seed);
 }
 
+/*
+ * Into the first page of mapping @p the device cannot write, from the
+ * writable page before it, if it has one: the write fails half-way.
+ */
+static void pick_dma_half(struct fuzz *f, struct model *m, struct mapping *p,
+			  uint64_t *iova, uint64_t *len)
+{
+	uint64_t a;
+
+	for (a = p->iova + PAGE_4K; a - p->iova < p->size && a < WIN_END; a += PAGE_4K) {
+		if (m_rw(m, a))
+			continue;
+		if (!m_rw(m, a - PAGE_4K))
+			return;
+		*iova = a - 1 - below(f, PAGE_4K);
+		*len = a - *iova + 1 + below(f, PAGE_4K);
+		return;
+	}
+}
+
 /* Random DMA arguments, mostly into mapped memory. */
 static void pick_dma(struct fuzz *f, struct model *m, int *cmd, uint64_t *iova,
 		     uint64_t *len)
@@ -664,6 +748,64 @@ static void pick_dma(struct fuzz *f, struct model *m, int *cmd, uint64_t *iova,
 		*len = PAGE_4K;
 	if (r >= 97)	/* past the top of the IOVA space */
 		*iova = -PAGE_4K + below(f, PAGE_4K);
+	if (p && chance(f, 30))
+		pick_dma_half(f, m, p, iova, len);
+}
+
+/*
+ * The user memory behind the window pages a write of [iova, iova + len)
+ * reaches, taken before it: the pages whose bytes changed are those it
+ * wrote.  Left out: pages not mapped, not readable, or whose user page
+ * the transfer reaches through another IOVA page too.
+ */
+#define SNAP_PAGES	4
+
+struct snap {
+	int n;
+	uint64_t iova[SNAP_PAGES];	/* the transfer's part of a page */
+	uint64_t len[SNAP_PAGES];
+	uint8_t *uaddr[SNAP_PAGES];
+	uint8_t old[SNAP_PAGES][PAGE_4K];
+};
+
+static void snap_take(struct model *m, struct snap *s, uint64_t iova,
+		      uint64_t len)
+{
+	uint64_t a, lo, hi;
+	uint8_t *u;
+	int i, j;
+
+	s->n = 0;
+	if (!len || len > (SNAP_PAGES - 1) * PAGE_4K || iova + len < iova)
+		return;
+	for (a = iova & ~(PAGE_4K - 1); a < iova + len; a += PAGE_4K) {
+		lo = a > iova ? a : iova;
+		hi = a + PAGE_4K < iova + len ? a + PAGE_4K : iova + len;
+		u = m_uaddr(m, lo);
+		if (!in_win(a) || !u || m_user_kind(m, (uintptr_t)u) == 2)
+			continue;
+		s->iova[s->n] = lo;
+		s->len[s->n] = hi - lo;
+		s->uaddr[s->n] = u;
+		memcpy(s->old[s->n++], u, hi - lo);
+	}
+	for (i = 0; i < s->n; i++)
+		for (j = i + 1; j < s->n; j++)
+			if (((uintptr_t)s->uaddr[i] ^ (uintptr_t)s->uaddr[j]) < PAGE_4K) {
+				s->len[i] = 0;
+				s->len[j] = 0;
+			}
+}
+
+/* The window pages whose memory changed since snap_take(). */
+static void snap_diff(const struct snap *s, uint8_t *wrote)
+{
+	int i;
+
+	memset(wrote, 0, WIN_PAGES);
+	for (i = 0; i < s->n; i++)
+		if (s->len[i] && memcmp(s->old[i], s->uaddr[i], s->len[i]))
+			wrote[pg(s->iova[i])] = 1;
 }
 
 /* ---- type1 ---- */
@@ -673,10 +815,12 @@ struct t1 {
 	uint8_t *buf;		/* BUF_PAGES, behind the mappings */
 	uint8_t *ro;		/* 16 read-only pages */
 	uint8_t *none;		/* 16 inaccessible pages */
+	uint8_t *mixed;		/* 16 pages: see MIXED_RO, MIXED_NONE */
 	uint8_t *edge;		/* a page, then an inaccessible one */
 	uint64_t *bm;		/* BM_WORDS + BM_GUARD */
 	uint32_t avail0;	/* DMA_AVAIL with nothing mapped */
 	struct model m;
+	struct snap snap;	/* of the memory a DMA command writes */
 	struct fuzz f;
 };
 
@@ -740,6 +884,8 @@ FIXTURE_SETUP(type1)
 	self->s.edge = anon(2 * PAGE_4K, PROT_READ | PROT_WRITE);
 	ASSERT_NE(MAP_FAILED, self->s.edge);
 	ASSERT_EQ(0, mprotect(self->s.edge + PAGE_4K, PAGE_4K, PROT_NONE));
+	self->s.mixed = anon(16 * PAGE_4K, PROT_READ | PROT_WRITE);
+	ASSERT_NE(MAP_FAILED, self->s.mixed);
 	self->s.bm = calloc(BM_WORDS + BM_GUARD, 8);
 	ASSERT_NE(MAP_FAILED, self->s.buf);
 	ASSERT_NE(MAP_FAILED, self->s.ro);
@@ -748,6 +894,23 @@ FIXTURE_SETUP(type1)
 	memset(self->s.buf, 0, BUF_PAGES * PAGE_4K);
 	memset(&self->s.m, 0, sizeof(self->s.m));
 	self->s.m.precise = variant->precise;
+	m_bad_mem(&self->s.m, self->s.ro, self->s.ro + 16 * PAGE_4K, true);
+	m_bad_mem(&self->s.m, self->s.none, self->s.none + 16 * PAGE_4K, false);
+	ASSERT_EQ(0, mprotect(self->s.mixed + MIXED_RO * PAGE_4K, PAGE_4K, PROT_READ));
+	ASSERT_EQ(0, mprotect(self->s.mixed + (MIXED_RO + 8) * PAGE_4K, PAGE_4K,
+			      PROT_READ));
+	ASSERT_EQ(0, mprotect(self->s.mixed + MIXED_NONE * PAGE_4K, PAGE_4K,
+			      PROT_NONE));
+	ASSERT_EQ(0, mprotect(self->s.mixed + (MIXED_NONE + 8) * PAGE_4K, PAGE_4K,
+			      PROT_NONE));
+	m_bad_mem(&self->s.m, self->s.mixed + MIXED_RO * PAGE_4K,
+		  self->s.mixed + (MIXED_RO + 1) * PAGE_4K, true);
+	m_bad_mem(&self->s.m, self->s.mixed + (MIXED_RO + 8) * PAGE_4K,
+		  self->s.mixed + (MIXED_RO + 9) * PAGE_4K, true);
+	m_bad_mem(&self->s.m, self->s.mixed + MIXED_NONE * PAGE_4K,
+		  self->s.mixed + (MIXED_NONE + 1) * PAGE_4K, false);
+	m_bad_mem(&self->s.m, self->s.mixed + (MIXED_NONE + 8) * PAGE_4K,
+		  self->s.mixed + (MIXED_NONE + 9) * PAGE_4K, false);
 	self->s.avail0 = dma_avail(self->s.md.container);
 	ASSERT_NE(~0U, self->s.avail0);
 }
@@ -759,6 +922,7 @@ FIXTURE_TEARDOWN(type1)
 		munmap(self->s.buf, BUF_PAGES * PAGE_4K);
 		munmap(self->s.ro, 16 * PAGE_4K);
 		munmap(self->s.none, 16 * PAGE_4K);
+		munmap(self->s.mixed, 16 * PAGE_4K);
 		munmap(self->s.edge, 2 * PAGE_4K);
 		free(self->s.bm);
 	}
@@ -819,8 +983,8 @@ static void t1_map(struct t1 *self, struct fuzz *f)
 {
 	struct model *m = &self->m;
 	uint64_t iova, size, vaddr, pages;
+	const char *mem = "";
 	uint32_t flags = RW;
-	bool bad_mem = false;
 	int want, ret;
 
 	if (m->nmaps >= MAX_MAPS - 1)
@@ -839,7 +1003,17 @@ static void t1_map(struct t1 *self, struct fuzz *f)
 		size = pages * PAGE_4K;
 		vaddr = (uintptr_t)(chance(f, 50) ? self->ro : self->none) +
 			below(f, 16 - pages + 1) * PAGE_4K;
-		bad_mem = true;
+		mem = " (unwritable)";
+	} else if (chance(f, 8)) {
+		/*
+		 * Memory with pages the device cannot write: a write that
+		 * reaches one from a page before it stops part-way.
+		 */
+		pick_map_range(f, &iova, &size);
+		pages = size / PAGE_4K > 16 ? 16 : size / PAGE_4K;
+		size = pages * PAGE_4K;
+		vaddr = (uintptr_t)self->mixed + below(f, 16 - pages + 1) * PAGE_4K;
+		mem = " (holes)";
 	} else {
 		pick_map_range(f, &iova, &size);
 		pages = size / PAGE_4K;
@@ -851,7 +1025,7 @@ static void t1_map(struct t1 *self, struct fuzz *f)
 	}
 	fz_op(f, OP_MAP, "iova 0x%llx size 0x%llx flags %u vaddr 0x%llx%s",
 	      (unsigned long long)iova, (unsigned long long)size, flags,
-	      (unsigned long long)vaddr, bad_mem ? " (unwritable)" : "");
+	      (unsigned long long)vaddr, mem);
 	want = m_overlap(m, iova, size) >= 0 ? -EEXIST : 0;
 	ret = do_map(self->md.container, chance(f, 10) ?
 		     sizeof(struct vfio_iommu_type1_dma_map) + 8 + below(f, 8) :
@@ -859,7 +1033,7 @@ static void t1_map(struct t1 *self, struct fuzz *f)
 		     flags, iova, vaddr, size);
 	EXPECT_RET(f, ret, want);
 	if (!ret)
-		m_add(m, iova, size, vaddr, flags)->bad_mem = bad_mem;
+		m_add(m, iova, size, vaddr, flags);
 }
 
 static void t1_map_bad(struct t1 *self, struct fuzz *f)
@@ -996,23 +1170,27 @@ static void t1_check_bits(struct fuzz *f, struct model *m, const uint64_t *bm,
 
 	for (i = 0; i < nbits; i++) {
 		uint64_t lo = iova + i * pgsize, hi = lo + pgsize;
-		bool bit = (bm[i / 64] >> (i % 64)) & 1, must = false, may = false;
+		bool bit = (bm[i / 64] >> (i % 64)) & 1, may = false;
+		int must = MUST_NOT;
 
 		if (lo < WIN_IOVA)
 			lo = WIN_IOVA;
 		if (hi > WIN_END)
 			hi = WIN_END;
 		for (a = lo; a < hi; a += PAGE_4K) {
-			must |= m->must[pg(a)];
+			must = m->must[pg(a)] > must ? m->must[pg(a)] : must;
 			may |= m->may[pg(a)] | m->logged[pg(a)];
 		}
 		set += bit;
 		if (must && !bit) {
 			fz_fail(f, __LINE__,
-				"bit %llu (iova 0x%llx, pgsize 0x%llx) is clear, but a page in it was written or is pinned",
+				"bit %llu (iova 0x%llx, pgsize 0x%llx) is clear, but a page in it %s",
 				(unsigned long long)i,
 				(unsigned long long)(iova + i * pgsize),
-				(unsigned long long)pgsize);
+				(unsigned long long)pgsize,
+				must == MUST_PART_WRITTEN ?
+				"was written by a DMA command that failed after it" :
+				"was written or is pinned");
 			return;
 		}
 		if (bit && !may) {
@@ -1505,6 +1683,7 @@ static void t1_info(struct t1 *self, struct fuzz *f)
 static void t1_dma(struct t1 *self, struct fuzz *f)
 {
 	struct model *m = &self->m;
+	uint8_t wrote[WIN_PAGES];
 	uint64_t iova, len;
 	uint32_t seed = rnd(f);
 	int cmd, want, ret;
@@ -1512,7 +1691,7 @@ static void t1_dma(struct t1 *self, struct fuzz *f)
 	if (m->npinned > MAX_PINS) {
 		fz_op(f, OP_DMA, "release (%lu pinned)", m->npinned);
 		EXPECT_RET(f, dbg_dma(&self->md, DMA_RELEASE, 0, 0, 0), 0);
-		m_dma_apply(m, DMA_RELEASE, 0, 0, 0);
+		m_dma_apply(m, DMA_RELEASE, 0, 0, 0, NULL);
 		m_check_pinned(f, m, &self->md);
 		return;
 	}
@@ -1520,9 +1699,11 @@ static void t1_dma(struct t1 *self, struct fuzz *f)
 	fz_op(f, OP_DMA, "%s 0x%llx 0x%llx 0x%x", dma_names[cmd],
 	      (unsigned long long)iova, (unsigned long long)len, seed);
 	want = m_dma_predict(m, cmd, iova, len);
+	snap_take(m, &self->snap, iova, len);
 	ret = dbg_dma(&self->md, cmd, iova, len, seed);
 	EXPECT_RET(f, ret, want);
-	m_dma_apply(m, cmd, iova, len, ret);
+	snap_diff(&self->snap, wrote);
+	m_dma_apply(m, cmd, iova, len, ret, wrote);
 	if (!ret && cmd != DMA_KEEP && cmd != DMA_RELEASE)
 		m_check_data(f, m, iova, len, seed);
 	if (cmd == DMA_KEEP || cmd == DMA_RELEASE || chance(f, 10))
@@ -1619,8 +1800,12 @@ TEST_F_TIMEOUT(type1, fuzz, FUZZ_TIMEOUT)
 	}
 	EXPECT_EQ(0, f->failed);
 	EXPECT_TRUE(fz_finish(f, t0, need));
-	if (f->iter >= 1000)
+	ksft_print_msg("  pages written by DMA commands that failed part-way, required: %lu\n",
+		       self->s.m.wrote_failed);
+	if (f->iter >= 1000) {
 		EXPECT_LE(20, f->gets_with_bits);
+		EXPECT_LT(0, self->s.m.wrote_failed);
+	}
 }
 
 /* ---- the migration region ---- */
@@ -2399,7 +2584,7 @@ static void bar_cmd(struct br *self, struct fuzz *f)
 	memcpy(&iova, self->regs + REG_DMA_ADDR, 8);
 	want = m_dma_predict(&self->m, c, iova, len);
 	bar_settle(self, f);
-	m_dma_apply(&self->m, c, iova, len, want);
+	m_dma_apply(&self->m, c, iova, len, want, NULL);
 	bar_ran(self, f, want);
 	CHECK(f, bar0_read32(&self->md, REG_DMA_STATUS) == (uint32_t)want,
 	      "command %u at 0x%llx len 0x%llx: status %d, expected %d", cmd,
@@ -2610,7 +2795,7 @@ static void bar_dbg(struct br *self, struct fuzz *f)
 	EXPECT_RET(f, ret, want);
 	if (want == -EBUSY || cmd == DMA_BOGUS)
 		return;	/* not run: the registers stay */
-	m_dma_apply(&self->m, cmd, iova, len, ret);
+	m_dma_apply(&self->m, cmd, iova, len, ret, NULL);
 	bar_ran(self, f, ret);
 	if (!ret && cmd != DMA_KEEP && cmd != DMA_RELEASE)
 		m_check_data(f, &self->m, iova, len, seed);
