@@ -1398,6 +1398,32 @@ TEST_F(mig, region_bounds)
 }
 
 /*
+ * Wait until task @pid sleeps in @fn (/proc/PID/wchan), for up to 10 s:
+ * true when it does.
+ */
+static bool sleeps_in(pid_t pid, const char *fn)
+{
+	char path[64], buf[128] = "";
+	int i, fd;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/wchan", pid);
+	for (i = 0; i < 10000; i++) {
+		fd = open(path, O_RDONLY);
+		if (fd < 0)
+			return false;
+		n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		buf[n > 0 ? n : 0] = '\0';
+		if (!strcmp(buf, fn))
+			return true;
+		usleep(1000);
+	}
+	ksft_print_msg("pid %d sleeps in \"%s\"\n", pid, buf);
+	return false;
+}
+
+/*
  * An instance removed while it is open, with a page pinned: the removal
  * waits for the user to close it, then completes.
  */
@@ -1442,8 +1468,9 @@ TEST(removal_while_open)
 		fd = open(path, O_WRONLY);
 		_exit(fd < 0 || write(fd, "1", 1) != 1);
 	}
-	sleep(1);
-	EXPECT_EQ(0, waitpid(pid, &status, WNOHANG));	/* still waiting */
+	/* the removal reached the wait for the device's users, and waits */
+	EXPECT_TRUE(sleeps_in(pid, "vfio_unregister_group_dev"));
+	EXPECT_EQ(0, waitpid(pid, &status, WNOHANG));
 	migdev_close(&md);
 	ASSERT_EQ(pid, waitpid(pid, &status, 0));
 	EXPECT_TRUE(WIFEXITED(status) && !WEXITSTATUS(status));
