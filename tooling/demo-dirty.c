@@ -4,7 +4,7 @@
  * container, step by step, with what the kernel answers.
  */
 #include <time.h>
-#include "vfio_util.h"
+#include <vfio_mig_util.h>
 
 static double now_us(void)
 {
@@ -17,14 +17,14 @@ static double now_us(void)
 int main(void)
 {
 	const uint64_t iova = 1ULL << 32, size = 256ULL << 20;
-	uint64_t nbits = size / PAGE_4K, *bitmap;
+	uint64_t nbits = size / VFIO_MIG_PAGE_4K, *bitmap;
 	struct vfio_iommu_type1_info_cap_migration *mig;
 	struct vfio_iommu_type1_info *info;
 	int id, container, group, ret;
 	double t;
 	void *buf;
 
-	id = vfio_find_pci_group(EDU_VENDOR, EDU_DEVICE);
+	id = vfio_find_pci_group(VFIO_MIG_EDU_VENDOR, VFIO_MIG_EDU_DEVICE);
 	if (id < 0) {
 		printf("no edu device bound to vfio-pci\n");
 		return 1;
@@ -61,15 +61,15 @@ int main(void)
 	printf("DIRTY_PAGES START: %s\n", ret ? strerror(-ret) : "ok");
 	bitmap = calloc(nbits / 64, 8);
 	t = now_us();
-	ret = vfio_get_bitmap(container, iova, size, PAGE_4K, bitmap, nbits / 8);
+	ret = vfio_get_bitmap(container, iova, size, VFIO_MIG_PAGE_4K, bitmap, nbits / 8);
 	printf("DIRTY_PAGES GET_BITMAP: %s in %.0f us, %llu of %llu pages dirty "
 	       "(an IOMMU-backed device may write anywhere)\n",
 	       ret ? strerror(-ret) : "ok", now_us() - t,
-	       (unsigned long long)bitmap_weight(bitmap, nbits),
+	       (unsigned long long)vfio_mig_bitmap_weight(bitmap, nbits),
 	       (unsigned long long)nbits);
 	ret = vfio_dirty(container, VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP);
 	printf("DIRTY_PAGES STOP: %s\n", ret ? strerror(-ret) : "ok");
-	ret = vfio_get_bitmap(container, iova, size, PAGE_4K, bitmap, nbits / 8);
+	ret = vfio_get_bitmap(container, iova, size, VFIO_MIG_PAGE_4K, bitmap, nbits / 8);
 	printf("GET_BITMAP after STOP: %s (expected: Invalid argument)\n",
 	       ret ? strerror(-ret) : "ok");
 	return ret == -EINVAL ? 0 : 1;

@@ -12,18 +12,18 @@
  * The DMA engine writes the pattern "u32 word k of the transfer is seed + k"
  * (little endian) to guest IOVAs, through paths that feed the dirty
  * tracker differently:
- *   CMD_WRITE_PIN  vfio_pin_pages() each page, kmap, write, unpin
- *   CMD_WRITE_RW   vfio_dma_rw()
- *   CMD_PIN        pin the pages and keep them pinned (a working set)
- *   CMD_UNPIN      unpin the working set
- *   CMD_WRITE_KEPT write into pages of the working set, which stay pinned
+ *   MIGDEV_CMD_WRITE_PIN  vfio_pin_pages() each page, kmap, write, unpin
+ *   MIGDEV_CMD_WRITE_RW   vfio_dma_rw()
+ *   MIGDEV_CMD_PIN        pin the pages and keep them pinned (a working set)
+ *   MIGDEV_CMD_UNPIN      unpin the working set
+ *   MIGDEV_CMD_WRITE_KEPT write into pages of the working set, which stay pinned
  *                  (-EFAULT, and nothing written, if one is not in it)
  * DMA needs the device open and running (-EBUSY otherwise).  Like a real
  * device's, it runs apart from the CPU that asked for it: in a kernel
  * thread of the device's own, one command at a time; vfio_dma_rw() reaches
  * the user's memory from there.
- * Every command the device runs ends in REG_DMA_STATUS (0 or -errno), and
- * a successful one in REG_DMA_COUNT.  Writing REG_DMA_CMD rings the
+ * Every command the device runs ends in MIGDEV_REG_DMA_STATUS (0 or -errno), and
+ * a successful one in MIGDEV_REG_DMA_COUNT.  Writing MIGDEV_REG_DMA_CMD rings the
  * doorbell: the command, address, length and seed are taken then, and the
  * guest may program the next command while this one waits or runs.  Before
  * the device leaves RUNNING it quiesces: a command started through BAR0
@@ -99,9 +99,9 @@
 #include <linux/vfio.h>
 #include <linux/vmalloc.h>
 
+#include "migdev.h"
+
 #define MIGDEV_NAME		"migdev"
-#define MIGDEV_VENDOR		0x1234
-#define MIGDEV_DEVICE		0x1e55
 #define MIGDEV_MAX_DEVICES	8
 
 #define MIGDEV_OFFSET_SHIFT	40
@@ -109,32 +109,14 @@
 #define MIGDEV_OFFSET_MASK	(MIGDEV_OFFSET(1) - 1)
 
 #define MIGDEV_CONFIG_SIZE	256
-#define MIGDEV_BAR0_SIZE	4096
 #define MIGDEV_MIG_INDEX	VFIO_PCI_NUM_REGIONS
 #define MIGDEV_NUM_REGIONS	(MIGDEV_MIG_INDEX + 1)
 #define MIGDEV_DATA_OFFSET	PAGE_SIZE
-#define MIGDEV_DATA_SIZE	(64 * 1024)
 #define MIGDEV_MIG_SIZE		(MIGDEV_DATA_OFFSET + MIGDEV_DATA_SIZE)
 
-#define MIGDEV_BLOCK		4096
-#define MIGDEV_BLOCKS		64
-#define MIGDEV_STATE_SIZE	(MIGDEV_BLOCKS * MIGDEV_BLOCK)
 #define MIGDEV_MAX_DMA		(4 << 20)
 #define MIGDEV_MAX_PINNED	1024
 #define MIGDEV_LOG_SIZE		16
-
-/* BAR0 registers */
-#define REG_ID			0x00	/* ro: MIGDEV_ID */
-#define REG_DMA_ADDR		0x08	/* u64: IOVA */
-#define REG_DMA_LEN		0x10	/* u32: bytes */
-#define REG_DMA_SEED		0x14	/* u32 */
-#define REG_DMA_CMD		0x18	/* u32: writing starts the command */
-#define REG_DMA_STATUS		0x1c	/* ro u32: 0 or -errno of the last one */
-#define REG_DMA_COUNT		0x20	/* ro u32: commands done */
-#define REG_SCRATCH		0x100	/* scratch registers up to the end */
-#define MIGDEV_ID		0x6d696764
-
-enum { CMD_WRITE_PIN = 1, CMD_WRITE_RW, CMD_PIN, CMD_UNPIN, CMD_WRITE_KEPT };
 
 #define STATE_RUNNING		VFIO_DEVICE_STATE_V1_RUNNING
 #define STATE_SAVING		VFIO_DEVICE_STATE_V1_SAVING
@@ -256,7 +238,7 @@ static void migdev_step(struct migdev *md, unsigned int n, u32 seed)
 	unsigned int i, b;
 
 	for (i = 0; i < n; i++) {
-		u32 count = migdev_reg32(md, REG_DMA_COUNT);
+		u32 count = migdev_reg32(md, MIGDEV_REG_DMA_COUNT);
 		__le32 *w;
 
 		b = (count * 7 + i) % MIGDEV_BLOCKS;
@@ -269,7 +251,7 @@ static void migdev_step(struct migdev *md, unsigned int n, u32 seed)
 static void migdev_reset_state(struct migdev *md)
 {
 	memset(md->regs, 0, sizeof(md->regs));
-	migdev_set_reg32(md, REG_ID, MIGDEV_ID);
+	migdev_set_reg32(md, MIGDEV_REG_ID, MIGDEV_ID);
 	memset(md->state, 0, MIGDEV_STATE_SIZE);
 	memset(md->data, 0, MIGDEV_DATA_SIZE);
 	md->device_state = STATE_RUNNING;
@@ -541,20 +523,20 @@ out:
 static int migdev_dma_run(struct migdev *md, u32 cmd, u64 iova, u64 len,
 			  u32 seed)
 {
-	if (cmd != CMD_UNPIN && (!len || len > MIGDEV_MAX_DMA || iova + len < iova))
+	if (cmd != MIGDEV_CMD_UNPIN && (!len || len > MIGDEV_MAX_DMA || iova + len < iova))
 		return -EINVAL;
 
 	switch (cmd) {
-	case CMD_WRITE_PIN:
+	case MIGDEV_CMD_WRITE_PIN:
 		return migdev_dma_write_pin(md, iova, len, seed);
-	case CMD_WRITE_RW:
+	case MIGDEV_CMD_WRITE_RW:
 		return migdev_dma_write_rw(md, iova, len, seed);
-	case CMD_PIN:
+	case MIGDEV_CMD_PIN:
 		return migdev_dma_pin(md, iova, len);
-	case CMD_UNPIN:
+	case MIGDEV_CMD_UNPIN:
 		migdev_unpin_all(md);
 		return 0;
-	case CMD_WRITE_KEPT:
+	case MIGDEV_CMD_WRITE_KEPT:
 		return migdev_dma_write_kept(md, iova, len, seed);
 	}
 	return -EINVAL;
@@ -571,11 +553,11 @@ static int migdev_dma(struct migdev *md, u32 cmd, u64 iova, u64 len, u32 seed)
 	if (!md->opened || !(md->device_state & STATE_RUNNING))
 		return -EBUSY;
 	ret = migdev_dma_run(md, cmd, iova, len, seed);
-	migdev_set_reg32(md, REG_DMA_STATUS, ret);
+	migdev_set_reg32(md, MIGDEV_REG_DMA_STATUS, ret);
 	if (!ret) {
 		migdev_step(md, 1, seed);
-		migdev_set_reg32(md, REG_DMA_COUNT,
-				 migdev_reg32(md, REG_DMA_COUNT) + 1);
+		migdev_set_reg32(md, MIGDEV_REG_DMA_COUNT,
+				 migdev_reg32(md, MIGDEV_REG_DMA_COUNT) + 1);
 	}
 	return ret;
 }
@@ -704,27 +686,27 @@ static void migdev_config_write(struct migdev *md, unsigned int off, u8 *val,
 }
 
 /*
- * A BAR0 write; md->lock held.  Writing REG_DMA_CMD starts the command in
+ * A BAR0 write; md->lock held.  Writing MIGDEV_REG_DMA_CMD starts the command in
  * the background with the address, length and seed the registers hold now;
- * its result lands in REG_DMA_STATUS (-EBUSY when one is still waiting or
+ * its result lands in MIGDEV_REG_DMA_STATUS (-EBUSY when one is still waiting or
  * running).
  */
 static void migdev_bar0_write(struct migdev *md, unsigned int off, u8 *val,
 			      size_t len)
 {
-	if (off == REG_DMA_CMD && len == 4) {
+	if (off == MIGDEV_REG_DMA_CMD && len == 4) {
 		if (md->bar_busy) {
-			migdev_set_reg32(md, REG_DMA_STATUS, -EBUSY);
+			migdev_set_reg32(md, MIGDEV_REG_DMA_STATUS, -EBUSY);
 			return;
 		}
 		memcpy(&md->regs[off], val, len);
-		md->bar_cmd = migdev_reg32(md, REG_DMA_CMD);
-		md->bar_iova = le64_to_cpup((__le64 *)&md->regs[REG_DMA_ADDR]);
-		md->bar_len = migdev_reg32(md, REG_DMA_LEN);
-		md->bar_seed = migdev_reg32(md, REG_DMA_SEED);
+		md->bar_cmd = migdev_reg32(md, MIGDEV_REG_DMA_CMD);
+		md->bar_iova = le64_to_cpup((__le64 *)&md->regs[MIGDEV_REG_DMA_ADDR]);
+		md->bar_len = migdev_reg32(md, MIGDEV_REG_DMA_LEN);
+		md->bar_seed = migdev_reg32(md, MIGDEV_REG_DMA_SEED);
 		md->bar_busy = true;
 		kthread_queue_work(md->worker, &md->bar_work);
-	} else if ((off >= REG_DMA_ADDR && off < REG_DMA_CMD) || off >= REG_SCRATCH) {
+	} else if ((off >= MIGDEV_REG_DMA_ADDR && off < MIGDEV_REG_DMA_CMD) || off >= MIGDEV_REG_SCRATCH) {
 		memcpy(&md->regs[off], val, len);
 	}
 	/* read-only registers ignore writes */
@@ -1265,9 +1247,9 @@ static ssize_t migdev_dbg_dma(struct file *file, const char __user *ubuf,
 			      size_t count, loff_t *ppos)
 {
 	static const char * const names[] = {
-		[CMD_WRITE_PIN] = "pin", [CMD_WRITE_RW] = "rw",
-		[CMD_PIN] = "keep", [CMD_UNPIN] = "release",
-		[CMD_WRITE_KEPT] = "kept",
+		[MIGDEV_CMD_WRITE_PIN] = "pin", [MIGDEV_CMD_WRITE_RW] = "rw",
+		[MIGDEV_CMD_PIN] = "keep", [MIGDEV_CMD_UNPIN] = "release",
+		[MIGDEV_CMD_WRITE_KEPT] = "kept",
 	};
 	struct migdev *md = file->private_data;
 	char buf[96], name[16];
@@ -1282,10 +1264,10 @@ static ssize_t migdev_dbg_dma(struct file *file, const char __user *ubuf,
 	buf[count] = '\0';
 	if (sscanf(buf, "%15s %lli %lli %i", name, &iova, &len, &seed) < 1)
 		return -EINVAL;
-	for (cmd = CMD_WRITE_PIN; cmd <= CMD_WRITE_KEPT; cmd++)
+	for (cmd = MIGDEV_CMD_WRITE_PIN; cmd <= MIGDEV_CMD_WRITE_KEPT; cmd++)
 		if (!strcmp(name, names[cmd]))
 			break;
-	if (cmd > CMD_WRITE_KEPT)
+	if (cmd > MIGDEV_CMD_WRITE_KEPT)
 		return -EINVAL;
 	ret = migdev_dma_sync(md, cmd, iova, len, seed);
 	return ret ? ret : count;
@@ -1305,8 +1287,8 @@ static ssize_t migdev_dbg_step(struct file *file, const char __user *ubuf,
 	/* stopped, saving the rest, resuming or broken: the state is frozen */
 	if (md->device_state & STATE_RUNNING) {
 		migdev_step(md, min(n, 4096U), n);
-		migdev_set_reg32(md, REG_DMA_COUNT,
-				 migdev_reg32(md, REG_DMA_COUNT) + 1);
+		migdev_set_reg32(md, MIGDEV_REG_DMA_COUNT,
+				 migdev_reg32(md, MIGDEV_REG_DMA_COUNT) + 1);
 	} else {
 		ret = -EBUSY;
 	}

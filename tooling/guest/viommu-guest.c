@@ -33,6 +33,8 @@
  */
 #include <stdint.h>
 
+#include "../../samples/vfio-mdev/migdev.h"
+
 asm(".text\n"
     ".align 4\n"
     ".long 0x1badb002, 0, -0x1badb002\n"	/* multiboot: magic, flags, sum */
@@ -44,15 +46,6 @@ asm(".text\n"
     "1:	hlt\n"
     "	jmp 1b\n");
 
-#define MIGDEV_VENDOR	0x1234
-#define MIGDEV_DEVICE	0x1e55
-#define REG_DMA_ADDR	0x08
-#define REG_DMA_LEN	0x10
-#define REG_DMA_SEED	0x14
-#define REG_DMA_CMD	0x18
-#define REG_DMA_STATUS	0x1c
-#define CMD_WRITE_PIN	1
-#define CMD_WRITE_RW	2
 
 #define DMAR_BASE	0xfed90000u	/* q35's intel-iommu */
 #define DMAR_CAP	0x08
@@ -371,7 +364,7 @@ static void setup_iommu(void)
 
 /*
  * The device writes page @i whole with @seed, through @cmd; 0 or the
- * device's -errno.  REG_DMA_COUNT also counts what the host does to the
+ * device's -errno.  MIGDEV_REG_DMA_COUNT also counts what the host does to the
  * device through debugfs, so the write is done when the page shows it.
  */
 static int32_t dma(uint32_t cmd, uint32_t i, uint32_t seed)
@@ -379,13 +372,13 @@ static int32_t dma(uint32_t cmd, uint32_t i, uint32_t seed)
 	uint32_t t, last = page(i) + PAGE - 4;
 	int32_t status;
 
-	wr32(bar0 + REG_DMA_ADDR, iova(i));
-	wr32(bar0 + REG_DMA_ADDR + 4, 0);
-	wr32(bar0 + REG_DMA_LEN, PAGE);
-	wr32(bar0 + REG_DMA_SEED, seed);
-	wr32(bar0 + REG_DMA_CMD, cmd);
+	wr32(bar0 + MIGDEV_REG_DMA_ADDR, iova(i));
+	wr32(bar0 + MIGDEV_REG_DMA_ADDR + 4, 0);
+	wr32(bar0 + MIGDEV_REG_DMA_LEN, PAGE);
+	wr32(bar0 + MIGDEV_REG_DMA_SEED, seed);
+	wr32(bar0 + MIGDEV_REG_DMA_CMD, cmd);
 	for (t = 0; t < 1000000; t++) {		/* ~100 polls when all is well */
-		status = rd32(bar0 + REG_DMA_STATUS);
+		status = rd32(bar0 + MIGDEV_REG_DMA_STATUS);
 		if (status)
 			return status;
 		if (rd32(page(i)) == seed && rd32(last) == seed + PAGE / 4 - 1)
@@ -402,7 +395,7 @@ static void device_write(uint32_t i, uint32_t cmd, uint32_t seed)
 	int32_t ret = dma(cmd, i, seed);
 
 	if (ret)
-		fail(cmd == CMD_WRITE_PIN ? "pin DMA" : "rw DMA", ret);
+		fail(cmd == MIGDEV_CMD_WRITE_PIN ? "pin DMA" : "rw DMA", ret);
 	keep32(GEN + 4 * i, seed);
 }
 
@@ -437,7 +430,7 @@ static void run_rounds(void)
 	for (r = 0; r < rounds; r++) {
 		for (k = 0; k < writes; k++) {
 			i = pick(r, k);
-			device_write(i, k & 1 ? CMD_WRITE_RW : CMD_WRITE_PIN,
+			device_write(i, k & 1 ? MIGDEV_CMD_WRITE_RW : MIGDEV_CMD_WRITE_PIN,
 				     0x80000000u | r << 16 | k);
 			done++;
 			/*
@@ -485,7 +478,7 @@ static void verify(void)
 	for (i = 0; i < 2; i++) {
 		uint32_t seed = 0xc0000000u | i;
 
-		if (dma(i ? CMD_WRITE_RW : CMD_WRITE_PIN, after[i], seed)) {
+		if (dma(i ? MIGDEV_CMD_WRITE_RW : MIGDEV_CMD_WRITE_PIN, after[i], seed)) {
 			dma_ok = 0;
 			continue;
 		}

@@ -18,7 +18,7 @@
  *   -o  only these groups of cases (for profiling one of them), any of
  *       "fixed", "sparse", "many", "dense" (default: all)
  */
-#include "vfio_perf.h"
+#include <vfio_mig_perf.h>
 
 static int runs = 11;
 static int nmaps = 60000;
@@ -58,7 +58,7 @@ static void get_pg(int container, uint64_t iova, uint64_t size,
 		   uint64_t pgsize, uint64_t *bitmap)
 {
 	int ret = vfio_get_bitmap(container, iova, size, pgsize, bitmap,
-				  bitmap_bytes(size, pgsize));
+				  vfio_mig_bitmap_bytes(size, pgsize));
 
 	if (ret) {
 		printf("GET_BITMAP: %s\n", strerror(-ret));
@@ -92,66 +92,66 @@ static bool big_pages(int container)
  */
 static void fixed_cost_cases(int container, uint64_t *bitmap)
 {
-	double ref[MAX_RUNS], t[MAX_RUNS], ratio[MAX_RUNS];
+	double ref[PERF_MAX_RUNS], t[PERF_MAX_RUNS], ratio[PERF_MAX_RUNS];
 	int r, i;
 
 	for (r = 0; r < runs; r++) {
-		ref[r] = now_us();
+		ref[r] = perf_now_us();
 		for (i = 0; i < BATCH; i++)
 			ioctl(container, VFIO_CHECK_EXTENSION, VFIO_TYPE1v2_IOMMU);
-		ref[r] = now_us() - ref[r];
-		t[r] = now_us();
+		ref[r] = perf_now_us() - ref[r];
+		t[r] = perf_now_us();
 		for (i = 0; i < BATCH; i++)
 			get_once(container, 0, 1ULL << 30, bitmap);
-		t[r] = now_us() - t[r];
+		t[r] = perf_now_us() - t[r];
 		ratio[r] = t[r] / ref[r];
 	}
-	report("ref: CHECK_EXTENSION, per call", ref, runs, BATCH, "us");
-	report("get, no mappings, 1 GiB range, per call", t, runs, BATCH, "us");
-	report("get, no mappings / CHECK_EXTENSION", ratio, runs, 1, "x");
+	perf_report("ref: CHECK_EXTENSION, per call", ref, runs, BATCH, "us");
+	perf_report("get, no mappings, 1 GiB range, per call", t, runs, BATCH, "us");
+	perf_report("get, no mappings / CHECK_EXTENSION", ratio, runs, 1, "x");
 }
 
 /* One sparse 1 TiB mapping: nothing is dirty, nothing pinned. */
 static void sparse_cases(int container, uint64_t *bitmap, bool big)
 {
 	uint64_t iova = 1ULL << 42;
-	double t[MAX_RUNS];
+	double t[PERF_MAX_RUNS];
 	void *va;
 	int r;
 
-	va = anon(SZ_1T, PROT_NONE);
-	must(vfio_map(container, iova, va, SZ_1T), "MAP 1 TiB");
+	va = perf_anon(PERF_SZ_1T, PROT_NONE);
+	perf_must(vfio_map(container, iova, va, PERF_SZ_1T), "MAP 1 TiB");
 	for (r = 0; r < runs; r++) {
-		t[r] = now_us();
-		must(vfio_dirty(container, VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP), "STOP");
-		must(vfio_dirty(container, VFIO_IOMMU_DIRTY_PAGES_FLAG_START), "START");
-		t[r] = now_us() - t[r];
+		t[r] = perf_now_us();
+		perf_must(vfio_dirty(container, VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP), "STOP");
+		perf_must(vfio_dirty(container, VFIO_IOMMU_DIRTY_PAGES_FLAG_START), "START");
+		t[r] = perf_now_us() - t[r];
 	}
-	report("start+stop, one 1 TiB mapping", t, runs, 1, "us");
+	perf_report("start+stop, one 1 TiB mapping", t, runs, 1, "us");
 	for (r = 0; r < runs; r++) {
 		long before;
 
-		must(vfio_dirty(container, VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP), "STOP");
-		before = kernel_mem_kib();
-		must(vfio_dirty(container, VFIO_IOMMU_DIRTY_PAGES_FLAG_START), "START");
-		t[r] = kernel_mem_kib() - before;
+		perf_must(vfio_dirty(container, VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP), "STOP");
+		before = perf_kernel_mem_kib();
+		perf_must(vfio_dirty(container, VFIO_IOMMU_DIRTY_PAGES_FLAG_START), "START");
+		t[r] = perf_kernel_mem_kib() - before;
 	}
-	report("memory held by START, one 1 TiB mapping", t, runs, 1, "KiB");
+	perf_report("memory held by START, one 1 TiB mapping", t, runs, 1, "KiB");
 	for (r = 0; r < runs; r++) {
-		t[r] = now_us();
-		get_once(container, iova, SZ_1T, bitmap);
-		t[r] = now_us() - t[r];
+		t[r] = perf_now_us();
+		get_once(container, iova, PERF_SZ_1T, bitmap);
+		t[r] = perf_now_us() - t[r];
 	}
-	report("get, 1 TiB mapping, nothing dirty", t, runs, 1, "us");
+	perf_report("get, 1 TiB mapping, nothing dirty", t, runs, 1, "us");
 	for (r = 0; big && r < runs; r++) {
-		t[r] = now_us();
-		get_pg(container, iova, SZ_1T, 2ULL << 20, bitmap);
-		t[r] = now_us() - t[r];
+		t[r] = perf_now_us();
+		get_pg(container, iova, PERF_SZ_1T, 2ULL << 20, bitmap);
+		t[r] = perf_now_us() - t[r];
 	}
 	if (big)
-		report("get, 1 TiB mapping, nothing dirty, 2 MiB pages", t, runs, 1, "us");
-	must(vfio_unmap(container, iova, SZ_1T), "UNMAP 1 TiB");
-	munmap(va, SZ_1T);
+		perf_report("get, 1 TiB mapping, nothing dirty, 2 MiB pages", t, runs, 1, "us");
+	perf_must(vfio_unmap(container, iova, PERF_SZ_1T), "UNMAP 1 TiB");
+	munmap(va, PERF_SZ_1T);
 }
 
 /*
@@ -162,62 +162,62 @@ static void sparse_cases(int container, uint64_t *bitmap, bool big)
 static void many_cases(int container, uint64_t *bitmap)
 {
 	uint64_t spare = ((uint64_t)nmaps + 2) * 4096, i;
-	double t[MAX_RUNS], ref[MAX_RUNS], ratio[MAX_RUNS];
+	double t[PERF_MAX_RUNS], ref[PERF_MAX_RUNS], ratio[PERF_MAX_RUNS];
 	char *va;
 	int r;
 
-	va = anon(((uint64_t)nmaps + 1) * 4096, PROT_READ | PROT_WRITE);
+	va = perf_anon(((uint64_t)nmaps + 1) * 4096, PROT_READ | PROT_WRITE);
 	for (i = 0; i < (uint64_t)nmaps; i++)
-		must(vfio_map(container, (i + 1) * 4096, va + i * 4096, 4096), "MAP");
+		perf_must(vfio_map(container, (i + 1) * 4096, va + i * 4096, 4096), "MAP");
 	printf("# %d mappings of 4 KiB\n", nmaps);
 	for (r = 0; r < passes; r++) {
-		t[r] = now_us();
+		t[r] = perf_now_us();
 		for (i = 0; i < (uint64_t)nmaps; i++)
 			get_once(container, (i + 1) * 4096, 4096, bitmap);
-		t[r] = now_us() - t[r];
+		t[r] = perf_now_us() - t[r];
 	}
-	report("get per mapping, all mappings, total", t, passes, 1e3, "ms");
+	perf_report("get per mapping, all mappings, total", t, passes, 1e3, "ms");
 	for (r = 0; r < runs; r++) {
-		t[r] = now_us();
+		t[r] = perf_now_us();
 		get_once(container, 4096, (uint64_t)nmaps * 4096, bitmap);
-		t[r] = now_us() - t[r];
+		t[r] = perf_now_us() - t[r];
 	}
-	report("get, one call over all mappings", t, runs, 1e3, "ms");
+	perf_report("get, one call over all mappings", t, runs, 1e3, "ms");
 
 	/*
 	 * The spare page past the others, mapped and unmapped again, with and
 	 * without a bitmap in turn; the ratio is taken per pair.
 	 */
-	for (r = 0; r < MAX_RUNS; r++) {
-		must(vfio_map(container, spare, va + (uint64_t)nmaps * 4096, 4096), "MAP");
-		ref[r] = now_us();
-		must(vfio_unmap(container, spare, 4096), "UNMAP");
-		ref[r] = now_us() - ref[r];
-		must(vfio_map(container, spare, va + (uint64_t)nmaps * 4096, 4096), "MAP");
-		t[r] = now_us();
-		must(vfio_unmap_bitmap(container, spare, 4096, 4096, bitmap, 8, NULL),
+	for (r = 0; r < PERF_MAX_RUNS; r++) {
+		perf_must(vfio_map(container, spare, va + (uint64_t)nmaps * 4096, 4096), "MAP");
+		ref[r] = perf_now_us();
+		perf_must(vfio_unmap(container, spare, 4096), "UNMAP");
+		ref[r] = perf_now_us() - ref[r];
+		perf_must(vfio_map(container, spare, va + (uint64_t)nmaps * 4096, 4096), "MAP");
+		t[r] = perf_now_us();
+		perf_must(vfio_unmap_bitmap(container, spare, 4096, 4096, bitmap, 8, NULL),
 		     "UNMAP with bitmap");
-		t[r] = now_us() - t[r];
+		t[r] = perf_now_us() - t[r];
 		ratio[r] = t[r] / ref[r];
 	}
-	report("ref: unmap, 4 KiB mapping", ref, MAX_RUNS, 1, "us");
-	report("unmap with bitmap, 4 KiB mapping", t, MAX_RUNS, 1, "us");
-	report("unmap with bitmap / unmap, 4 KiB mapping", ratio, MAX_RUNS, 1, "x");
+	perf_report("ref: unmap, 4 KiB mapping", ref, PERF_MAX_RUNS, 1, "us");
+	perf_report("unmap with bitmap, 4 KiB mapping", t, PERF_MAX_RUNS, 1, "us");
+	perf_report("unmap with bitmap / unmap, 4 KiB mapping", ratio, PERF_MAX_RUNS, 1, "x");
 	for (i = 0; i < (uint64_t)nmaps; i++)
-		must(vfio_unmap(container, (i + 1) * 4096, 4096), "UNMAP");
+		perf_must(vfio_unmap(container, (i + 1) * 4096, 4096), "UNMAP");
 	munmap(va, ((uint64_t)nmaps + 1) * 4096);
 }
 
 static void mdev_cases(void)
 {
-	uint64_t nbits = SZ_1T / 4096, *bitmap;
+	uint64_t nbits = PERF_SZ_1T / 4096, *bitmap;
 	int container, group;
 	bool big;
 
 	if (open_mdev(&container, &group))
 		return;
-	must(vfio_dirty(container, VFIO_IOMMU_DIRTY_PAGES_FLAG_START), "START");
-	bitmap = anon(nbits / 8, PROT_READ | PROT_WRITE);
+	perf_must(vfio_dirty(container, VFIO_IOMMU_DIRTY_PAGES_FLAG_START), "START");
+	bitmap = perf_anon(nbits / 8, PROT_READ | PROT_WRITE);
 	memset(bitmap, 0, nbits / 8);
 	big = big_pages(container);
 	if (want("fixed"))
@@ -234,31 +234,31 @@ static void mdev_cases(void)
 static void dense_get(int container, uint64_t iova, uint64_t size,
 		      uint64_t pgsize, uint64_t *bitmap, const char *name)
 {
-	uint64_t bytes = bitmap_bytes(size, pgsize);
-	double t[MAX_RUNS];
+	uint64_t bytes = vfio_mig_bitmap_bytes(size, pgsize);
+	double t[PERF_MAX_RUNS];
 	int r;
 
 	for (r = 0; r < runs; r++) {
 		memset(bitmap, 0, bytes);
-		t[r] = now_us();
+		t[r] = perf_now_us();
 		get_pg(container, iova, size, pgsize, bitmap);
-		t[r] = now_us() - t[r];
-		if (bitmap_weight(bitmap, size / pgsize) != size / pgsize) {
+		t[r] = perf_now_us() - t[r];
+		if (vfio_mig_bitmap_weight(bitmap, size / pgsize) != size / pgsize) {
 			printf("%s: %llu of %llu bits set\n", name,
-			       (unsigned long long)bitmap_weight(bitmap, size / pgsize),
+			       (unsigned long long)vfio_mig_bitmap_weight(bitmap, size / pgsize),
 			       (unsigned long long)(size / pgsize));
 			exit(1);
 		}
 	}
-	report(name, t, runs, 1, "us");
+	perf_report(name, t, runs, 1, "us");
 }
 
 static void edu_cases(void)
 {
 	uint64_t size = 256ULL << 20, nbits = size / 4096, iova = 1ULL << 32;
-	int id = vfio_find_pci_group(EDU_VENDOR, EDU_DEVICE);
+	int id = vfio_find_pci_group(VFIO_MIG_EDU_VENDOR, VFIO_MIG_EDU_DEVICE);
 	int container, group, r;
-	double t[MAX_RUNS];
+	double t[PERF_MAX_RUNS];
 	uint64_t *bitmap;
 	char *va;
 
@@ -268,34 +268,34 @@ static void edu_cases(void)
 		printf("# SKIP edu cases: no edu device on vfio-pci\n");
 		return;
 	}
-	va = anon(size, PROT_READ | PROT_WRITE);
-	must(vfio_map(container, iova, va, size), "MAP 256 MiB");
-	must(vfio_dirty(container, VFIO_IOMMU_DIRTY_PAGES_FLAG_START), "START");
-	bitmap = anon(nbits / 8, PROT_READ | PROT_WRITE);
+	va = perf_anon(size, PROT_READ | PROT_WRITE);
+	perf_must(vfio_map(container, iova, va, size), "MAP 256 MiB");
+	perf_must(vfio_dirty(container, VFIO_IOMMU_DIRTY_PAGES_FLAG_START), "START");
+	bitmap = perf_anon(nbits / 8, PROT_READ | PROT_WRITE);
 	/*
 	 * The reference: memset of the same bitmap in a loop of its own (in
 	 * a TCG guest a memset right after the kernel wrote the bitmap runs
 	 * several times slower, which would flatter the GET).
 	 */
 	for (r = 0; r < runs; r++) {
-		t[r] = now_us();
+		t[r] = perf_now_us();
 		memset(bitmap, 0xff, nbits / 8);
-		t[r] = now_us() - t[r];
+		t[r] = perf_now_us() - t[r];
 	}
-	report("ref: memset of the same bitmap (user space)", t, runs, 1, "us");
+	perf_report("ref: memset of the same bitmap (user space)", t, runs, 1, "us");
 	dense_get(container, iova, size, 4096, bitmap, "get, 256 MiB all dirty");
 	if (big_pages(container))
 		dense_get(container, iova, size, 2ULL << 20, bitmap,
 			  "get, 256 MiB all dirty, 2 MiB pages");
 
 	for (r = 0; r < runs; r++) {
-		must(vfio_map(container, 1ULL << 36, va, 64 * 4096), "MAP");
-		t[r] = now_us();
-		must(vfio_unmap_bitmap(container, 1ULL << 36, 64 * 4096, 4096,
+		perf_must(vfio_map(container, 1ULL << 36, va, 64 * 4096), "MAP");
+		t[r] = perf_now_us();
+		perf_must(vfio_unmap_bitmap(container, 1ULL << 36, 64 * 4096, 4096,
 				       bitmap, 8, NULL), "UNMAP with bitmap");
-		t[r] = now_us() - t[r];
+		t[r] = perf_now_us() - t[r];
 	}
-	report("unmap with bitmap, 64 pages, IOMMU-backed", t, runs, 1, "us");
+	perf_report("unmap with bitmap, 64 pages, IOMMU-backed", t, runs, 1, "us");
 	close_container(container, group);
 }
 
@@ -305,7 +305,7 @@ int main(int argc, char **argv)
 
 	while ((opt = getopt(argc, argv, "r:m:p:o:")) != -1) {
 		if (opt == 'r')
-			runs = atoi(optarg) > MAX_RUNS ? MAX_RUNS : atoi(optarg);
+			runs = atoi(optarg) > PERF_MAX_RUNS ? PERF_MAX_RUNS : atoi(optarg);
 		else if (opt == 'm')
 			nmaps = atoi(optarg);
 		else if (opt == 'p')
@@ -315,7 +315,7 @@ int main(int argc, char **argv)
 	}
 	if (runs < 3)
 		runs = 3;
-	if (passes < 1 || passes > MAX_RUNS)
+	if (passes < 1 || passes > PERF_MAX_RUNS)
 		passes = 1;
 	mdev_cases();
 	edu_cases();

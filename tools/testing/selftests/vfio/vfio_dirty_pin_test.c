@@ -12,11 +12,12 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
-#include "migdev.h"
+#include <vfio_mig_fail_nth.h>
+#include <vfio_mig_migdev.h>
 
 #define IOVA		0x100000ULL
 #define PAGES		256ULL
-#define SIZE		(PAGES * PAGE_4K)
+#define SIZE		(PAGES * VFIO_MIG_PAGE_4K)
 #define WORDS		(PAGES / 64)
 
 /* SIZE bytes of zeroed memory mapped at IOVA in @container, tracked. */
@@ -45,7 +46,7 @@ FIXTURE_SETUP(pin)
 
 	self->buf = MAP_FAILED;
 	if (ret == -ENODEV)
-		VFIO_SKIP_OR_FAIL("migdev", return, "needs a third " MIGDEV_TYPE " mdev");
+		SKIP(return, "migdev: needs a third " MIGDEV_TYPE " mdev");
 	ASSERT_EQ(0, ret);
 	self->buf = map_tracked(_metadata, self->md.container);
 }
@@ -70,7 +71,7 @@ static void want_pages(uint64_t *want, uint64_t first, uint64_t n)
 	unsigned int w;							\
 	memset(self->bitmap, 0, sizeof(self->bitmap));			\
 	ASSERT_EQ(0, vfio_get_bitmap(self->md.container, IOVA, SIZE,	\
-				     PAGE_4K, self->bitmap,		\
+				     VFIO_MIG_PAGE_4K, self->bitmap,		\
 				     sizeof(self->bitmap)));		\
 	for (w = 0; w < WORDS; w++) {					\
 		EXPECT_EQ(self->want[w], self->bitmap[w]) {		\
@@ -101,7 +102,7 @@ TEST_F(pin, clean)
 /* vfio_dma_rw() straddling a page boundary dirties both pages, once. */
 TEST_F(pin, dma_rw_straddling_write)
 {
-	uint64_t off = 5 * PAGE_4K - 3;
+	uint64_t off = 5 * VFIO_MIG_PAGE_4K - 3;
 
 	memset(self->want, 0, sizeof(self->want));
 	ASSERT_EQ(0, migdev_ctl(&self->md, "dma", "rw 0x%llx 6 17",
@@ -112,11 +113,11 @@ TEST_F(pin, dma_rw_straddling_write)
 	EXPECT_REPORT();	/* reported once */
 
 	/* a longer one: 3 pages and a bit, unaligned at both ends */
-	off = 40 * PAGE_4K + 100;
+	off = 40 * VFIO_MIG_PAGE_4K + 100;
 	ASSERT_EQ(0, migdev_ctl(&self->md, "dma", "rw 0x%llx %llu 7",
 				(unsigned long long)(IOVA + off),
-				(unsigned long long)(3 * PAGE_4K)));
-	EXPECT_TRUE(memory_is(self->buf, off, 3 * PAGE_4K, 7));
+				(unsigned long long)(3 * VFIO_MIG_PAGE_4K)));
+	EXPECT_TRUE(memory_is(self->buf, off, 3 * VFIO_MIG_PAGE_4K, 7));
 	want_pages(self->want, 40, 4);
 	EXPECT_REPORT();
 }
@@ -124,7 +125,7 @@ TEST_F(pin, dma_rw_straddling_write)
 /* Pin, write, unpin: the page is reported once (unpinned since the last). */
 TEST_F(pin, pin_write_unpin)
 {
-	uint64_t off = 10 * PAGE_4K + 8;
+	uint64_t off = 10 * VFIO_MIG_PAGE_4K + 8;
 
 	memset(self->want, 0, sizeof(self->want));
 	ASSERT_EQ(0, migdev_ctl(&self->md, "dma", "pin 0x%llx 4100 34",
@@ -141,8 +142,8 @@ TEST_F(pin, pinned_stays_dirty_until_unpinned)
 {
 	memset(self->want, 0, sizeof(self->want));
 	ASSERT_EQ(0, migdev_ctl(&self->md, "dma", "keep 0x%llx %llu 0",
-				(unsigned long long)(IOVA + 20 * PAGE_4K),
-				(unsigned long long)(2 * PAGE_4K)));
+				(unsigned long long)(IOVA + 20 * VFIO_MIG_PAGE_4K),
+				(unsigned long long)(2 * VFIO_MIG_PAGE_4K)));
 	EXPECT_EQ(2, migdev_pinned(&self->md));
 	want_pages(self->want, 20, 2);
 	EXPECT_REPORT();
@@ -161,9 +162,9 @@ TEST_F(pin, pinned_before_start)
 {
 	ASSERT_EQ(0, vfio_dirty(self->md.container, VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP));
 	ASSERT_EQ(0, migdev_ctl(&self->md, "dma", "keep 0x%llx 1 0",
-				(unsigned long long)(IOVA + 100 * PAGE_4K)));
+				(unsigned long long)(IOVA + 100 * VFIO_MIG_PAGE_4K)));
 	ASSERT_EQ(0, migdev_ctl(&self->md, "dma", "rw 0x%llx 1 1",
-				(unsigned long long)(IOVA + 7 * PAGE_4K)));
+				(unsigned long long)(IOVA + 7 * VFIO_MIG_PAGE_4K)));
 	ASSERT_EQ(0, vfio_dirty(self->md.container, VFIO_IOMMU_DIRTY_PAGES_FLAG_START));
 	memset(self->want, 0, sizeof(self->want));
 	want_pages(self->want, 100, 1);	/* not page 7: written before START */
@@ -177,10 +178,10 @@ TEST_F(pin, partial_report_resets_only_its_part)
 
 	ASSERT_EQ(0, migdev_ctl(&self->md, "dma", "rw 0x%llx %llu 3",
 				(unsigned long long)IOVA,
-				(unsigned long long)(PAGES * PAGE_4K)));
+				(unsigned long long)(PAGES * VFIO_MIG_PAGE_4K)));
 	/* pages 64..127 only */
-	ASSERT_EQ(0, vfio_get_bitmap(self->md.container, IOVA + 64 * PAGE_4K,
-				     64 * PAGE_4K, PAGE_4K, &bm, 8));
+	ASSERT_EQ(0, vfio_get_bitmap(self->md.container, IOVA + 64 * VFIO_MIG_PAGE_4K,
+				     64 * VFIO_MIG_PAGE_4K, VFIO_MIG_PAGE_4K, &bm, 8));
 	EXPECT_EQ(~0ULL, bm);
 	memset(self->want, 0, sizeof(self->want));
 	want_pages(self->want, 0, 64);
@@ -197,9 +198,9 @@ TEST_F(pin, unmap_pinned_with_bitmap)
 	uint64_t bitmap[WORDS] = { 0 }, unmapped = 0;
 
 	ASSERT_EQ(0, migdev_ctl(&self->md, "dma", "keep 0x%llx %llu 0",
-				(unsigned long long)(IOVA + 3 * PAGE_4K),
-				(unsigned long long)(3 * PAGE_4K)));
-	ASSERT_EQ(0, vfio_unmap_bitmap(self->md.container, IOVA, SIZE, PAGE_4K,
+				(unsigned long long)(IOVA + 3 * VFIO_MIG_PAGE_4K),
+				(unsigned long long)(3 * VFIO_MIG_PAGE_4K)));
+	ASSERT_EQ(0, vfio_unmap_bitmap(self->md.container, IOVA, SIZE, VFIO_MIG_PAGE_4K,
 				       bitmap, sizeof(bitmap), &unmapped));
 	EXPECT_EQ(SIZE, unmapped);
 	EXPECT_EQ(0x38ULL, bitmap[0]);
@@ -215,7 +216,7 @@ static uint64_t many_get(struct __test_metadata *_metadata, int container,
 {
 	uint64_t bm = 0;
 
-	EXPECT_EQ(0, vfio_get_bitmap(container, base, n * PAGE_4K, PAGE_4K,
+	EXPECT_EQ(0, vfio_get_bitmap(container, base, n * VFIO_MIG_PAGE_4K, VFIO_MIG_PAGE_4K,
 				     &bm, sizeof(bm)));
 	return bm;
 }
@@ -232,18 +233,18 @@ TEST_F(pin, many_mappings_report_what_changed)
 	int c = self->md.container;
 	uint8_t *va;
 
-	va = mmap(NULL, n * PAGE_4K, PROT_READ | PROT_WRITE,
+	va = mmap(NULL, n * VFIO_MIG_PAGE_4K, PROT_READ | PROT_WRITE,
 		  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	ASSERT_NE(MAP_FAILED, va);
-	memset(va, 0, n * PAGE_4K);
+	memset(va, 0, n * VFIO_MIG_PAGE_4K);
 	for (i = 0; i < n; i++)
-		ASSERT_EQ(0, vfio_map(self->md.container, base + i * PAGE_4K,
-				      va + i * PAGE_4K, PAGE_4K));
+		ASSERT_EQ(0, vfio_map(self->md.container, base + i * VFIO_MIG_PAGE_4K,
+				      va + i * VFIO_MIG_PAGE_4K, VFIO_MIG_PAGE_4K));
 	EXPECT_EQ(0, many_get(_metadata, c, base, n));
 	ASSERT_EQ(0, migdev_ctl(&self->md, "dma", "rw 0x%llx 8 1",
-				(unsigned long long)(base + 10 * PAGE_4K)));
+				(unsigned long long)(base + 10 * VFIO_MIG_PAGE_4K)));
 	ASSERT_EQ(0, migdev_ctl(&self->md, "dma", "keep 0x%llx 1 0",
-				(unsigned long long)(base + 40 * PAGE_4K)));
+				(unsigned long long)(base + 40 * VFIO_MIG_PAGE_4K)));
 	EXPECT_EQ(1ULL << 10 | 1ULL << 40, many_get(_metadata, c, base, n));
 	EXPECT_EQ(1ULL << 40, many_get(_metadata, c, base, n));
 	ASSERT_EQ(0, migdev_ctl(&self->md, "dma", "release 0 0 0"));
@@ -252,34 +253,34 @@ TEST_F(pin, many_mappings_report_what_changed)
 
 	/* found clean before: written again, reported again */
 	ASSERT_EQ(0, migdev_ctl(&self->md, "dma", "rw 0x%llx 8 2",
-				(unsigned long long)(base + 10 * PAGE_4K)));
+				(unsigned long long)(base + 10 * VFIO_MIG_PAGE_4K)));
 	ASSERT_EQ(0, migdev_ctl(&self->md, "dma", "pin 0x%llx 8 3",
-				(unsigned long long)(base + 63 * PAGE_4K)));
+				(unsigned long long)(base + 63 * VFIO_MIG_PAGE_4K)));
 	EXPECT_EQ(1ULL << 10 | 1ULL << 63, many_get(_metadata, c, base, n));
 
 	/* a pin kept across STOP and START is dirty again at once */
 	ASSERT_EQ(0, migdev_ctl(&self->md, "dma", "keep 0x%llx 1 0",
-				(unsigned long long)(base + 50 * PAGE_4K)));
+				(unsigned long long)(base + 50 * VFIO_MIG_PAGE_4K)));
 	ASSERT_EQ(0, migdev_ctl(&self->md, "dma", "rw 0x%llx 8 4",
-				(unsigned long long)(base + 5 * PAGE_4K)));
+				(unsigned long long)(base + 5 * VFIO_MIG_PAGE_4K)));
 	ASSERT_EQ(0, vfio_dirty(self->md.container, VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP));
 	ASSERT_EQ(0, vfio_dirty(self->md.container, VFIO_IOMMU_DIRTY_PAGES_FLAG_START));
 	EXPECT_EQ(1ULL << 50, many_get(_metadata, c, base, n));
 
 	/* unmapping all of them unpins page 50 and reports it */
 	bm = 0;
-	ASSERT_EQ(0, vfio_unmap_bitmap(self->md.container, base, n * PAGE_4K,
-				       PAGE_4K, &bm, 8, &unmapped));
-	EXPECT_EQ(n * PAGE_4K, unmapped);
+	ASSERT_EQ(0, vfio_unmap_bitmap(self->md.container, base, n * VFIO_MIG_PAGE_4K,
+				       VFIO_MIG_PAGE_4K, &bm, 8, &unmapped));
+	EXPECT_EQ(n * VFIO_MIG_PAGE_4K, unmapped);
 	EXPECT_EQ(1ULL << 50, bm);
 	EXPECT_EQ(0, migdev_pinned(&self->md));
-	munmap(va, n * PAGE_4K);
+	munmap(va, n * VFIO_MIG_PAGE_4K);
 }
 
 /* The device stopped (not running) does no DMA. */
 TEST_F(pin, stopped_device_does_no_dma)
 {
-	ASSERT_EQ(0, mig_set_state(&self->md, V1_STOP));
+	ASSERT_EQ(0, mig_set_state(&self->md, MIGDEV_V1_STOP));
 	EXPECT_EQ(-EBUSY, migdev_ctl(&self->md, "dma", "rw 0x%llx 4 0",
 				     (unsigned long long)IOVA));
 	memset(self->want, 0, sizeof(self->want));
@@ -361,7 +362,7 @@ TEST_F(pin, unmap_bitmap_races_stop)
 		ASSERT_EQ(PAGES, migdev_pinned(&self->md));
 		memset(self->bitmap, 0, sizeof(self->bitmap));
 		ASSERT_EQ(0, pthread_create(&t, NULL, stop_later, &st));
-		ret = vfio_unmap_bitmap(self->md.container, IOVA, SIZE, PAGE_4K,
+		ret = vfio_unmap_bitmap(self->md.container, IOVA, SIZE, VFIO_MIG_PAGE_4K,
 					self->bitmap, sizeof(self->bitmap),
 					&unmapped);
 		ASSERT_EQ(0, pthread_join(t, &stop_ret));
@@ -371,7 +372,7 @@ TEST_F(pin, unmap_bitmap_races_stop)
 			/* nothing unmapped, no bit written */
 			EXPECT_EQ(-EEXIST, vfio_map(self->md.container, IOVA,
 						    self->buf, SIZE));
-			EXPECT_EQ(0, bitmap_weight(self->bitmap, PAGES));
+			EXPECT_EQ(0, vfio_mig_bitmap_weight(self->bitmap, PAGES));
 			if (pinned == PAGES) {
 				before++;
 				ASSERT_EQ(0, migdev_ctl(&self->md, "dma",
@@ -386,10 +387,10 @@ TEST_F(pin, unmap_bitmap_races_stop)
 		ASSERT_EQ(0, ret);
 		EXPECT_EQ(SIZE, unmapped);
 		EXPECT_EQ(0, pinned);
-		EXPECT_EQ(PAGES, bitmap_weight(self->bitmap, PAGES)) {
+		EXPECT_EQ(PAGES, vfio_mig_bitmap_weight(self->bitmap, PAGES)) {
 			ksft_print_msg("round %d: %llu of %llu pinned pages reported\n",
 				       i, (unsigned long long)
-				       bitmap_weight(self->bitmap, PAGES),
+				       vfio_mig_bitmap_weight(self->bitmap, PAGES),
 				       (unsigned long long)PAGES);
 			break;
 		}
@@ -412,7 +413,7 @@ TEST_F(pin, unmap_bitmap_races_stop)
 TEST_F(pin, dma_refused_unless_running)
 {
 	static const uint32_t states[] = {
-		V1_SAVING, V1_STOP, V1_RESUMING, V1_SAVING | V1_RESUMING,
+		MIGDEV_V1_SAVING, MIGDEV_V1_STOP, MIGDEV_V1_RESUMING, MIGDEV_V1_SAVING | MIGDEV_V1_RESUMING,
 	};
 	uint64_t junk = ~0ULL, size = 8;
 	uint32_t count, status;
@@ -420,15 +421,15 @@ TEST_F(pin, dma_refused_unless_running)
 
 	for (i = 0; i < ARRAY_SIZE(states); i++) {
 		ASSERT_EQ(0, ioctl(self->md.fd, VFIO_DEVICE_RESET));
-		ASSERT_EQ(0, bar0_dma(&self->md, CMD_WRITE_RW, IOVA, 0, 0));
+		ASSERT_EQ(0, bar0_dma(&self->md, MIGDEV_CMD_WRITE_RW, IOVA, 0, 0));
 		ASSERT_TRUE(bar0_poll(&self->md, 0, 0));
-		status = bar0_read32(&self->md, REG_DMA_STATUS);
+		status = bar0_read32(&self->md, MIGDEV_REG_DMA_STATUS);
 		ASSERT_EQ((uint32_t)-EINVAL, status);
-		count = bar0_read32(&self->md, REG_DMA_COUNT);
-		if (states[i] == (V1_SAVING | V1_RESUMING)) {
-			ASSERT_EQ(0, mig_set_state(&self->md, V1_RESUMING));
+		count = bar0_read32(&self->md, MIGDEV_REG_DMA_COUNT);
+		if (states[i] == (MIGDEV_V1_SAVING | MIGDEV_V1_RESUMING)) {
+			ASSERT_EQ(0, mig_set_state(&self->md, MIGDEV_V1_RESUMING));
 			ASSERT_EQ(0, mig_write(&self->md, 4096, &junk, 8));
-			ASSERT_EQ(-EINVAL, mig_write(&self->md, MIG_DATA_SIZE, &size, 8));
+			ASSERT_EQ(-EINVAL, mig_write(&self->md, MIGDEV_HDR_DATA_SIZE, &size, 8));
 		} else {
 			ASSERT_EQ(0, mig_set_state(&self->md, states[i]));
 		}
@@ -440,16 +441,16 @@ TEST_F(pin, dma_refused_unless_running)
 		EXPECT_EQ(-EBUSY, migdev_ctl(&self->md, "dma", "keep 0x%llx 4 0",
 					     (unsigned long long)IOVA));
 		EXPECT_EQ(0, migdev_pinned(&self->md));
-		EXPECT_EQ(-EBUSY, bar0_write(&self->md, REG_DMA_CMD, CMD_WRITE_RW, 4));
-		EXPECT_EQ(-EBUSY, bar0_dma(&self->md, CMD_WRITE_RW, IOVA + 64, 4, 0));
-		EXPECT_EQ(-EBUSY, bar0_write(&self->md, REG_SCRATCH, 1, 4));
+		EXPECT_EQ(-EBUSY, bar0_write(&self->md, MIGDEV_REG_DMA_CMD, MIGDEV_CMD_WRITE_RW, 4));
+		EXPECT_EQ(-EBUSY, bar0_dma(&self->md, MIGDEV_CMD_WRITE_RW, IOVA + 64, 4, 0));
+		EXPECT_EQ(-EBUSY, bar0_write(&self->md, MIGDEV_REG_SCRATCH, 1, 4));
 		usleep(100000);
-		EXPECT_EQ(status, bar0_read32(&self->md, REG_DMA_STATUS)) {
+		EXPECT_EQ(status, bar0_read32(&self->md, MIGDEV_REG_DMA_STATUS)) {
 			ksft_print_msg("state %u\n", states[i]);
 		}
-		EXPECT_EQ(count, bar0_read32(&self->md, REG_DMA_COUNT));
-		EXPECT_EQ(0, bar0_read32(&self->md, REG_SCRATCH));
-		EXPECT_EQ((uint32_t)IOVA, bar0_read32(&self->md, REG_DMA_ADDR));
+		EXPECT_EQ(count, bar0_read32(&self->md, MIGDEV_REG_DMA_COUNT));
+		EXPECT_EQ(0, bar0_read32(&self->md, MIGDEV_REG_SCRATCH));
+		EXPECT_EQ((uint32_t)IOVA, bar0_read32(&self->md, MIGDEV_REG_DMA_ADDR));
 		EXPECT_EQ(states[i], mig_state(&self->md));
 	}
 	ASSERT_EQ(0, ioctl(self->md.fd, VFIO_DEVICE_RESET));
@@ -460,77 +461,77 @@ TEST_F(pin, dma_refused_unless_running)
 
 /*
  * The BAR0 command path as a guest driver uses it: program the registers
- * through the region, write the command register, poll REG_DMA_COUNT and
- * REG_DMA_STATUS.  Failed commands show their errno in REG_DMA_STATUS and
+ * through the region, write the command register, poll MIGDEV_REG_DMA_COUNT and
+ * MIGDEV_REG_DMA_STATUS.  Failed commands show their errno in MIGDEV_REG_DMA_STATUS and
  * are not counted.
  */
 TEST_F(pin, bar0_commands)
 {
 	uint32_t count, status;
 
-	EXPECT_EQ(MIGDEV_ID, bar0_read32(&self->md, REG_ID));
-	count = bar0_read32(&self->md, REG_DMA_COUNT);
-	status = bar0_read32(&self->md, REG_DMA_STATUS);
-	ASSERT_EQ(0, bar0_dma(&self->md, CMD_WRITE_RW, IOVA + 0x3001, 5000, 77));
+	EXPECT_EQ(MIGDEV_ID, bar0_read32(&self->md, MIGDEV_REG_ID));
+	count = bar0_read32(&self->md, MIGDEV_REG_DMA_COUNT);
+	status = bar0_read32(&self->md, MIGDEV_REG_DMA_STATUS);
+	ASSERT_EQ(0, bar0_dma(&self->md, MIGDEV_CMD_WRITE_RW, IOVA + 0x3001, 5000, 77));
 	ASSERT_TRUE(bar0_poll(&self->md, count, status));
-	EXPECT_EQ(count + 1, bar0_read32(&self->md, REG_DMA_COUNT));
-	EXPECT_EQ(0, bar0_read32(&self->md, REG_DMA_STATUS));
+	EXPECT_EQ(count + 1, bar0_read32(&self->md, MIGDEV_REG_DMA_COUNT));
+	EXPECT_EQ(0, bar0_read32(&self->md, MIGDEV_REG_DMA_STATUS));
 	EXPECT_TRUE(memory_is(self->buf, 0x3001, 5000, 77));
 
 	count++;
-	ASSERT_EQ(0, bar0_dma(&self->md, CMD_WRITE_PIN, IOVA + 0x20000, 8192, 5));
+	ASSERT_EQ(0, bar0_dma(&self->md, MIGDEV_CMD_WRITE_PIN, IOVA + 0x20000, 8192, 5));
 	ASSERT_TRUE(bar0_poll(&self->md, count, 0));
-	EXPECT_EQ(count + 1, bar0_read32(&self->md, REG_DMA_COUNT));
-	EXPECT_EQ(0, bar0_read32(&self->md, REG_DMA_STATUS));
+	EXPECT_EQ(count + 1, bar0_read32(&self->md, MIGDEV_REG_DMA_COUNT));
+	EXPECT_EQ(0, bar0_read32(&self->md, MIGDEV_REG_DMA_STATUS));
 	EXPECT_TRUE(memory_is(self->buf, 0x20000, 8192, 5));
 	EXPECT_EQ(0, migdev_pinned(&self->md));
 
 	/* a working set through BAR0, then released */
 	count++;
-	ASSERT_EQ(0, bar0_dma(&self->md, CMD_PIN, IOVA + 0x40000, 4096, 0));
+	ASSERT_EQ(0, bar0_dma(&self->md, MIGDEV_CMD_PIN, IOVA + 0x40000, 4096, 0));
 	ASSERT_TRUE(bar0_poll(&self->md, count, 0));
 	EXPECT_EQ(1, migdev_pinned(&self->md));
 	count++;
-	ASSERT_EQ(0, bar0_dma(&self->md, CMD_UNPIN, 0, 0, 0));
+	ASSERT_EQ(0, bar0_dma(&self->md, MIGDEV_CMD_UNPIN, 0, 0, 0));
 	ASSERT_TRUE(bar0_poll(&self->md, count, 0));
 	EXPECT_EQ(0, migdev_pinned(&self->md));
 	count++;
 
 	/* failures: zero length, too long, unknown command, unmapped IOVA */
-	ASSERT_EQ(0, bar0_dma(&self->md, CMD_WRITE_RW, IOVA, 0, 1));
+	ASSERT_EQ(0, bar0_dma(&self->md, MIGDEV_CMD_WRITE_RW, IOVA, 0, 1));
 	ASSERT_TRUE(bar0_poll(&self->md, count, 0));
-	EXPECT_EQ((uint32_t)-EINVAL, bar0_read32(&self->md, REG_DMA_STATUS));
-	EXPECT_EQ(count, bar0_read32(&self->md, REG_DMA_COUNT));
-	ASSERT_EQ(0, bar0_write(&self->md, REG_DMA_STATUS, 0, 4));	/* ro */
-	EXPECT_EQ((uint32_t)-EINVAL, bar0_read32(&self->md, REG_DMA_STATUS));
+	EXPECT_EQ((uint32_t)-EINVAL, bar0_read32(&self->md, MIGDEV_REG_DMA_STATUS));
+	EXPECT_EQ(count, bar0_read32(&self->md, MIGDEV_REG_DMA_COUNT));
+	ASSERT_EQ(0, bar0_write(&self->md, MIGDEV_REG_DMA_STATUS, 0, 4));	/* ro */
+	EXPECT_EQ((uint32_t)-EINVAL, bar0_read32(&self->md, MIGDEV_REG_DMA_STATUS));
 
-	ASSERT_EQ(0, bar0_dma(&self->md, CMD_WRITE_RW, IOVA, 4, 1));
+	ASSERT_EQ(0, bar0_dma(&self->md, MIGDEV_CMD_WRITE_RW, IOVA, 4, 1));
 	ASSERT_TRUE(bar0_poll(&self->md, count, (uint32_t)-EINVAL));
-	EXPECT_EQ(0, bar0_read32(&self->md, REG_DMA_STATUS));
+	EXPECT_EQ(0, bar0_read32(&self->md, MIGDEV_REG_DMA_STATUS));
 	count++;
-	ASSERT_EQ(0, bar0_dma(&self->md, CMD_WRITE_RW, IOVA, (4 << 20) + 1, 1));
+	ASSERT_EQ(0, bar0_dma(&self->md, MIGDEV_CMD_WRITE_RW, IOVA, (4 << 20) + 1, 1));
 	ASSERT_TRUE(bar0_poll(&self->md, count, 0));
-	EXPECT_EQ((uint32_t)-EINVAL, bar0_read32(&self->md, REG_DMA_STATUS));
+	EXPECT_EQ((uint32_t)-EINVAL, bar0_read32(&self->md, MIGDEV_REG_DMA_STATUS));
 
-	ASSERT_EQ(0, bar0_dma(&self->md, CMD_WRITE_RW, IOVA, 4, 1));
+	ASSERT_EQ(0, bar0_dma(&self->md, MIGDEV_CMD_WRITE_RW, IOVA, 4, 1));
 	ASSERT_TRUE(bar0_poll(&self->md, count, (uint32_t)-EINVAL));
 	count++;
 	ASSERT_EQ(0, bar0_dma(&self->md, 99, IOVA, 4, 1));
 	ASSERT_TRUE(bar0_poll(&self->md, count, 0));
-	EXPECT_EQ((uint32_t)-EINVAL, bar0_read32(&self->md, REG_DMA_STATUS));
+	EXPECT_EQ((uint32_t)-EINVAL, bar0_read32(&self->md, MIGDEV_REG_DMA_STATUS));
 
-	ASSERT_EQ(0, bar0_dma(&self->md, CMD_WRITE_RW, IOVA, 4, 1));
+	ASSERT_EQ(0, bar0_dma(&self->md, MIGDEV_CMD_WRITE_RW, IOVA, 4, 1));
 	ASSERT_TRUE(bar0_poll(&self->md, count, (uint32_t)-EINVAL));
 	count++;
-	ASSERT_EQ(0, bar0_dma(&self->md, CMD_WRITE_PIN, IOVA + SIZE, 4, 1));
+	ASSERT_EQ(0, bar0_dma(&self->md, MIGDEV_CMD_WRITE_PIN, IOVA + SIZE, 4, 1));
 	ASSERT_TRUE(bar0_poll(&self->md, count, 0));
-	EXPECT_EQ((uint32_t)-EINVAL, bar0_read32(&self->md, REG_DMA_STATUS));
-	EXPECT_EQ(count, bar0_read32(&self->md, REG_DMA_COUNT));
+	EXPECT_EQ((uint32_t)-EINVAL, bar0_read32(&self->md, MIGDEV_REG_DMA_STATUS));
+	EXPECT_EQ(count, bar0_read32(&self->md, MIGDEV_REG_DMA_COUNT));
 	/* read-only registers stay */
-	ASSERT_EQ(0, bar0_write(&self->md, REG_ID, 0, 4));
-	ASSERT_EQ(0, bar0_write(&self->md, REG_DMA_COUNT, 0, 4));
-	EXPECT_EQ(MIGDEV_ID, bar0_read32(&self->md, REG_ID));
-	EXPECT_EQ(count, bar0_read32(&self->md, REG_DMA_COUNT));
+	ASSERT_EQ(0, bar0_write(&self->md, MIGDEV_REG_ID, 0, 4));
+	ASSERT_EQ(0, bar0_write(&self->md, MIGDEV_REG_DMA_COUNT, 0, 4));
+	EXPECT_EQ(MIGDEV_ID, bar0_read32(&self->md, MIGDEV_REG_ID));
+	EXPECT_EQ(count, bar0_read32(&self->md, MIGDEV_REG_DMA_COUNT));
 }
 
 /*
@@ -541,10 +542,10 @@ TEST_F(pin, bar0_commands)
 TEST_F(pin, bar0_command_finishes_before_state_change)
 {
 	static const struct { uint32_t from, to; } t[] = {
-		{ V1_RUNNING, V1_STOP },
-		{ V1_RUNNING, V1_SAVING },
-		{ V1_SAVING | V1_RUNNING, V1_SAVING },
-		{ V1_RUNNING, V1_RESUMING },
+		{ MIGDEV_V1_RUNNING, MIGDEV_V1_STOP },
+		{ MIGDEV_V1_RUNNING, MIGDEV_V1_SAVING },
+		{ MIGDEV_V1_SAVING | MIGDEV_V1_RUNNING, MIGDEV_V1_SAVING },
+		{ MIGDEV_V1_RUNNING, MIGDEV_V1_RESUMING },
 	};
 	unsigned int i, round;
 	uint32_t count;
@@ -553,19 +554,19 @@ TEST_F(pin, bar0_command_finishes_before_state_change)
 		for (i = 0; i < ARRAY_SIZE(t); i++) {
 			uint32_t seed = round * 16 + i + 1;
 
-			if (t[i].from != V1_RUNNING)
+			if (t[i].from != MIGDEV_V1_RUNNING)
 				ASSERT_EQ(0, mig_set_state(&self->md, t[i].from));
 			memset(self->buf, 0, 65536 + 8);
-			count = bar0_read32(&self->md, REG_DMA_COUNT);
-			ASSERT_EQ(0, bar0_dma(&self->md, CMD_WRITE_PIN, IOVA, 65536, seed));
+			count = bar0_read32(&self->md, MIGDEV_REG_DMA_COUNT);
+			ASSERT_EQ(0, bar0_dma(&self->md, MIGDEV_CMD_WRITE_PIN, IOVA, 65536, seed));
 			ASSERT_EQ(0, mig_set_state(&self->md, t[i].to));
-			EXPECT_EQ(count + 1, bar0_read32(&self->md, REG_DMA_COUNT)) {
+			EXPECT_EQ(count + 1, bar0_read32(&self->md, MIGDEV_REG_DMA_COUNT)) {
 				ksft_print_msg("%u -> %u, round %u\n", t[i].from,
 					       t[i].to, round);
 			}
-			EXPECT_EQ(0, bar0_read32(&self->md, REG_DMA_STATUS));
+			EXPECT_EQ(0, bar0_read32(&self->md, MIGDEV_REG_DMA_STATUS));
 			EXPECT_TRUE(memory_is(self->buf, 0, 65536, seed));
-			ASSERT_EQ(0, mig_set_state(&self->md, V1_RUNNING));
+			ASSERT_EQ(0, mig_set_state(&self->md, MIGDEV_V1_RUNNING));
 		}
 	}
 }
@@ -666,18 +667,18 @@ TEST_F(pin, allocation_failures_report_more)
 	if (!fail_nth_ready(_metadata))
 		return;
 	ASSERT_EQ(0, migdev_ctl(&self->md, "dma", "keep 0x%llx 8192 0",
-				(unsigned long long)(IOVA + 20 * PAGE_4K)));
+				(unsigned long long)(IOVA + 20 * VFIO_MIG_PAGE_4K)));
 	for (n = 1; n < 32; n++) {
 		/* each report starts clean: marking the pinned pages allocates */
 		memset(self->bitmap, 0, sizeof(self->bitmap));
 		fd = fail_nth_arm(0, n);
 		ASSERT_GE(fd, 0);
-		EXPECT_EQ(0, vfio_get_bitmap(self->md.container, IOVA, SIZE, PAGE_4K,
+		EXPECT_EQ(0, vfio_get_bitmap(self->md.container, IOVA, SIZE, VFIO_MIG_PAGE_4K,
 					     self->bitmap, sizeof(self->bitmap)));
 		if (!fail_nth_disarm(fd))	/* fewer than n allocations: all tried */
 			break;
 		EXPECT_EQ(3ULL << 20, self->bitmap[0] & (3ULL << 20));
-		more += bitmap_weight(self->bitmap, PAGES) > 2;
+		more += vfio_mig_bitmap_weight(self->bitmap, PAGES) > 2;
 		injected++;
 	}
 	EXPECT_GT(injected, 0);
@@ -688,7 +689,7 @@ TEST_F(pin, allocation_failures_report_more)
 	 * With memory back, one report clears what fell back to whole
 	 * chunks; after it, reports are exact again.
 	 */
-	ASSERT_EQ(0, vfio_get_bitmap(self->md.container, IOVA, SIZE, PAGE_4K,
+	ASSERT_EQ(0, vfio_get_bitmap(self->md.container, IOVA, SIZE, VFIO_MIG_PAGE_4K,
 				     self->bitmap, sizeof(self->bitmap)));
 	memset(self->want, 0, sizeof(self->want));
 	want_pages(self->want, 20, 2);
@@ -757,13 +758,13 @@ static void no_alloc_check(struct __test_metadata *_metadata, int fd,
 }
 
 #define FAIL_IOVA	(IOVA + SIZE + (1ULL << 20))
-#define FAIL_SIZE	(16 * PAGE_4K)
+#define FAIL_SIZE	(16 * VFIO_MIG_PAGE_4K)
 
 /* Pages 4 and 5 of the FAIL_IOVA mapping pinned by the device. */
 static void fail_keep(struct __test_metadata *_metadata, struct migdev *md)
 {
 	ASSERT_EQ(0, migdev_ctl(md, "dma", "keep 0x%llx 8192 0",
-				(unsigned long long)(FAIL_IOVA + 4 * PAGE_4K)));
+				(unsigned long long)(FAIL_IOVA + 4 * VFIO_MIG_PAGE_4K)));
 }
 
 /*
@@ -807,7 +808,7 @@ TEST_F(pin, allocation_failures_change_nothing)
 		/* nothing mapped: an unmap of the range finds nothing */
 		unmapped = 1;
 		ASSERT_EQ(0, vfio_unmap_bitmap(self->md.container, FAIL_IOVA, FAIL_SIZE,
-					       PAGE_4K, bm, sizeof(bm), &unmapped));
+					       VFIO_MIG_PAGE_4K, bm, sizeof(bm), &unmapped));
 		ASSERT_EQ(0, unmapped);
 	}
 	ASSERT_EQ(0, ret);
@@ -820,7 +821,7 @@ TEST_F(pin, allocation_failures_change_nothing)
 		fd = fail_nth_arm(0, n);
 		ASSERT_GE(fd, 0);
 		ret = vfio_unmap_bitmap(self->md.container, FAIL_IOVA, FAIL_SIZE,
-					PAGE_4K, bm, sizeof(bm), &unmapped);
+					VFIO_MIG_PAGE_4K, bm, sizeof(bm), &unmapped);
 		if (!fail_nth_disarm(fd))
 			break;
 		unmap.points++;
@@ -845,7 +846,7 @@ TEST_F(pin, allocation_failures_change_nothing)
 	no_alloc_check(_metadata, fd, "STOP");
 	ASSERT_EQ(0, ret);
 	/* tracking off */
-	ASSERT_EQ(-EINVAL, vfio_get_bitmap(self->md.container, IOVA, SIZE, PAGE_4K,
+	ASSERT_EQ(-EINVAL, vfio_get_bitmap(self->md.container, IOVA, SIZE, VFIO_MIG_PAGE_4K,
 					   self->bitmap, sizeof(self->bitmap)));
 	fd = no_alloc_arm(_metadata, 0);
 	ret = vfio_dirty(self->md.container, VFIO_IOMMU_DIRTY_PAGES_FLAG_START);
@@ -853,7 +854,7 @@ TEST_F(pin, allocation_failures_change_nothing)
 	ASSERT_EQ(0, ret);
 	/* tracking on again: a write is reported */
 	ASSERT_EQ(0, migdev_ctl(&self->md, "dma", "rw 0x%llx 8 9",
-				(unsigned long long)(IOVA + 30 * PAGE_4K)));
+				(unsigned long long)(IOVA + 30 * VFIO_MIG_PAGE_4K)));
 	memset(self->want, 0, sizeof(self->want));
 	want_pages(self->want, 30, 1);
 	EXPECT_REPORT();
@@ -888,7 +889,7 @@ TEST_F(pin, allocation_failures_device_open)
 			struct migdev opened = { .fd = dev, .bar0 = self->md.bar0 };
 
 			s.absorbed++;
-			ASSERT_EQ(MIGDEV_ID, bar0_read32(&opened, REG_ID));
+			ASSERT_EQ(MIGDEV_ID, bar0_read32(&opened, MIGDEV_REG_ID));
 			close(dev);
 			continue;
 		}
@@ -897,9 +898,9 @@ TEST_F(pin, allocation_failures_device_open)
 	ASSERT_GE(dev, 0);
 	self->md.fd = dev;
 	/* a working device in a working container */
-	EXPECT_EQ(MIGDEV_ID, bar0_read32(&self->md, REG_ID));
+	EXPECT_EQ(MIGDEV_ID, bar0_read32(&self->md, MIGDEV_REG_ID));
 	ASSERT_EQ(0, migdev_ctl(&self->md, "dma", "rw 0x%llx 8 5",
-				(unsigned long long)(IOVA + 40 * PAGE_4K)));
+				(unsigned long long)(IOVA + 40 * VFIO_MIG_PAGE_4K)));
 	memset(self->want, 0, sizeof(self->want));
 	want_pages(self->want, 40, 1);
 	EXPECT_REPORT();
@@ -1031,7 +1032,7 @@ static uint8_t *reserve_map(struct __test_metadata *_metadata, int container,
 
 #define SP_IOVA		0x100000000ULL
 #define SP_SIZE		0x40000000ULL	/* 8 tracker chunks */
-#define SP_PAGES	(SP_SIZE / PAGE_4K)
+#define SP_PAGES	(SP_SIZE / VFIO_MIG_PAGE_4K)
 #define SP_CHUNK_PAGES	32768ULL
 
 /*
@@ -1053,9 +1054,9 @@ static void sparse_redirty(struct __test_metadata *_metadata, struct migdev *md)
 {
 	uint64_t c;
 
-	for (c = 0; c < SP_SIZE / (SP_CHUNK_PAGES * PAGE_4K); c++)
+	for (c = 0; c < SP_SIZE / (SP_CHUNK_PAGES * VFIO_MIG_PAGE_4K); c++)
 		if (!sparse_pinned(c))
-			ASSERT_EQ(0, dma_at(md, "rw", SP_IOVA + sparse_page(c) * PAGE_4K,
+			ASSERT_EQ(0, dma_at(md, "rw", SP_IOVA + sparse_page(c) * VFIO_MIG_PAGE_4K,
 					    8, c));
 }
 
@@ -1068,7 +1069,7 @@ TEST_F_TIMEOUT(pin, allocation_failures_get_sparse, 300)
 {
 	struct get_case c = {
 		.s.name = "GET_BITMAP sparse", .md = &self->md,
-		.iova = SP_IOVA, .size = SP_SIZE, .pgsize = PAGE_4K,
+		.iova = SP_IOVA, .size = SP_SIZE, .pgsize = VFIO_MIG_PAGE_4K,
 		.words = SP_PAGES / 64, .redirty = sparse_redirty,
 	};
 	uint8_t *mem;
@@ -1081,11 +1082,11 @@ TEST_F_TIMEOUT(pin, allocation_failures_get_sparse, 300)
 	c.must = calloc(c.words, 8);
 	ASSERT_NE(NULL, c.bitmap);
 	ASSERT_NE(NULL, c.must);
-	for (i = 0; i < SP_SIZE / (SP_CHUNK_PAGES * PAGE_4K); i++) {
+	for (i = 0; i < SP_SIZE / (SP_CHUNK_PAGES * VFIO_MIG_PAGE_4K); i++) {
 		set_bit64(c.must, sparse_page(i));
 		if (sparse_pinned(i))
 			ASSERT_EQ(0, dma_at(&self->md, "keep",
-					    SP_IOVA + sparse_page(i) * PAGE_4K, 1, 0));
+					    SP_IOVA + sparse_page(i) * VFIO_MIG_PAGE_4K, 1, 0));
 	}
 	get_sweep(_metadata, &c);
 	EXPECT_EQ(0, vfio_unmap(self->md.container, SP_IOVA, SP_SIZE));
@@ -1103,7 +1104,7 @@ TEST_F_TIMEOUT(pin, allocation_failures_get_sparse, 300)
 
 static void dense_redirty(struct __test_metadata *_metadata, struct migdev *md)
 {
-	ASSERT_EQ(0, dma_at(md, "rw", DN_IOVA, DN_WRITTEN * PAGE_4K, 1));
+	ASSERT_EQ(0, dma_at(md, "rw", DN_IOVA, DN_WRITTEN * VFIO_MIG_PAGE_4K, 1));
 }
 
 /*
@@ -1114,8 +1115,8 @@ TEST_F_TIMEOUT(pin, allocation_failures_get_dense, 300)
 {
 	struct get_case c = {
 		.s.name = "GET_BITMAP dense", .md = &self->md,
-		.iova = DN_IOVA, .size = DN_SIZE, .pgsize = PAGE_4K,
-		.words = DN_SIZE / PAGE_4K / 64, .redirty = dense_redirty,
+		.iova = DN_IOVA, .size = DN_SIZE, .pgsize = VFIO_MIG_PAGE_4K,
+		.words = DN_SIZE / VFIO_MIG_PAGE_4K / 64, .redirty = dense_redirty,
 	};
 	uint8_t *mem;
 	uint64_t i;
@@ -1129,8 +1130,8 @@ TEST_F_TIMEOUT(pin, allocation_failures_get_dense, 300)
 	ASSERT_NE(NULL, c.must);
 	for (i = 0; i < DN_WRITTEN; i++)
 		set_bit64(c.must, i);
-	ASSERT_EQ(0, dma_at(&self->md, "keep", DN_IOVA + DN_PIN_PAGE * PAGE_4K,
-			    DN_PINNED * PAGE_4K, 0));
+	ASSERT_EQ(0, dma_at(&self->md, "keep", DN_IOVA + DN_PIN_PAGE * VFIO_MIG_PAGE_4K,
+			    DN_PINNED * VFIO_MIG_PAGE_4K, 0));
 	ASSERT_EQ(DN_PINNED, migdev_pinned(&self->md));
 	for (i = 0; i < DN_PINNED; i++)
 		set_bit64(c.must, DN_PIN_PAGE + i);
@@ -1164,7 +1165,7 @@ static void bisect_redirty(struct __test_metadata *_metadata, struct migdev *md)
 	unsigned int i;
 
 	for (i = 0; i < ARRAY_SIZE(bi_in); i++)
-		ASSERT_EQ(0, dma_at(md, "rw", BI_IOVA + bi_in[i] * PAGE_4K + 4, 8, i));
+		ASSERT_EQ(0, dma_at(md, "rw", BI_IOVA + bi_in[i] * VFIO_MIG_PAGE_4K + 4, 8, i));
 }
 
 /*
@@ -1178,8 +1179,8 @@ TEST_F_TIMEOUT(pin, allocation_failures_get_bisecting, 300)
 	uint64_t whole[4], whole_must[4] = { 0 };
 	struct get_case c = {
 		.s.name = "GET_BITMAP bisecting", .md = &self->md,
-		.iova = BI_IOVA + BI_FIRST * PAGE_4K, .size = BI_PAGES * PAGE_4K,
-		.pgsize = PAGE_4K, .bitmap = bitmap, .must = must,
+		.iova = BI_IOVA + BI_FIRST * VFIO_MIG_PAGE_4K, .size = BI_PAGES * VFIO_MIG_PAGE_4K,
+		.pgsize = VFIO_MIG_PAGE_4K, .bitmap = bitmap, .must = must,
 		.words = BI_PAGES / 64, .redirty = bisect_redirty,
 	};
 	uint8_t *mem;
@@ -1187,21 +1188,21 @@ TEST_F_TIMEOUT(pin, allocation_failures_get_bisecting, 300)
 
 	if (!fail_nth_ready(_metadata))
 		return;
-	mem = mmap(NULL, 256 * PAGE_4K, PROT_READ | PROT_WRITE,
+	mem = mmap(NULL, 256 * VFIO_MIG_PAGE_4K, PROT_READ | PROT_WRITE,
 		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	ASSERT_NE(MAP_FAILED, mem);
-	ASSERT_EQ(0, vfio_map(self->md.container, BI_IOVA, mem, 64 * PAGE_4K));
-	ASSERT_EQ(0, vfio_map(self->md.container, BI_IOVA + 128 * PAGE_4K,
-			      mem + 128 * PAGE_4K, 64 * PAGE_4K));
-	ASSERT_EQ(0, vfio_map(self->md.container, BI_IOVA + 192 * PAGE_4K,
-			      mem + 192 * PAGE_4K, 64 * PAGE_4K));
+	ASSERT_EQ(0, vfio_map(self->md.container, BI_IOVA, mem, 64 * VFIO_MIG_PAGE_4K));
+	ASSERT_EQ(0, vfio_map(self->md.container, BI_IOVA + 128 * VFIO_MIG_PAGE_4K,
+			      mem + 128 * VFIO_MIG_PAGE_4K, 64 * VFIO_MIG_PAGE_4K));
+	ASSERT_EQ(0, vfio_map(self->md.container, BI_IOVA + 192 * VFIO_MIG_PAGE_4K,
+			      mem + 192 * VFIO_MIG_PAGE_4K, 64 * VFIO_MIG_PAGE_4K));
 	for (i = 0; i < ARRAY_SIZE(bi_out); i++) {
-		ASSERT_EQ(0, dma_at(&self->md, "rw", BI_IOVA + bi_out[i] * PAGE_4K,
+		ASSERT_EQ(0, dma_at(&self->md, "rw", BI_IOVA + bi_out[i] * VFIO_MIG_PAGE_4K,
 				    8, i));
 		set_bit64(whole_must, bi_out[i]);
 	}
 	for (i = 0; i < ARRAY_SIZE(bi_pinned); i++) {
-		ASSERT_EQ(0, dma_at(&self->md, "keep", BI_IOVA + bi_pinned[i] * PAGE_4K,
+		ASSERT_EQ(0, dma_at(&self->md, "keep", BI_IOVA + bi_pinned[i] * VFIO_MIG_PAGE_4K,
 				    1, 0));
 		set_bit64(whole_must, bi_pinned[i]);
 		if (bi_pinned[i] >= BI_FIRST && bi_pinned[i] < BI_FIRST + BI_PAGES)
@@ -1213,19 +1214,19 @@ TEST_F_TIMEOUT(pin, allocation_failures_get_bisecting, 300)
 
 	/* outside the range: the written pages are still dirty, once */
 	memset(whole, 0, sizeof(whole));
-	ASSERT_EQ(0, vfio_get_bitmap(self->md.container, BI_IOVA, 256 * PAGE_4K,
-				     PAGE_4K, whole, sizeof(whole)));
+	ASSERT_EQ(0, vfio_get_bitmap(self->md.container, BI_IOVA, 256 * VFIO_MIG_PAGE_4K,
+				     VFIO_MIG_PAGE_4K, whole, sizeof(whole)));
 	EXPECT_TRUE(bits_cover(whole, whole_must, 4));
 	memset(whole, 0, sizeof(whole));
 	memset(whole_must, 0, sizeof(whole_must));
 	for (i = 0; i < ARRAY_SIZE(bi_pinned); i++)
 		set_bit64(whole_must, bi_pinned[i]);
-	ASSERT_EQ(0, vfio_get_bitmap(self->md.container, BI_IOVA, 256 * PAGE_4K,
-				     PAGE_4K, whole, sizeof(whole)));
+	ASSERT_EQ(0, vfio_get_bitmap(self->md.container, BI_IOVA, 256 * VFIO_MIG_PAGE_4K,
+				     VFIO_MIG_PAGE_4K, whole, sizeof(whole)));
 	EXPECT_EQ(0, memcmp(whole, whole_must, sizeof(whole)));
-	EXPECT_EQ(0, vfio_unmap(self->md.container, BI_IOVA, 256 * PAGE_4K));
+	EXPECT_EQ(0, vfio_unmap(self->md.container, BI_IOVA, 256 * VFIO_MIG_PAGE_4K));
 	EXPECT_EQ(0, migdev_pinned(&self->md));
-	munmap(mem, 256 * PAGE_4K);
+	munmap(mem, 256 * VFIO_MIG_PAGE_4K);
 }
 
 #define CO_IOVA		0x800000000ULL
@@ -1240,7 +1241,7 @@ static void coarse_redirty(struct __test_metadata *_metadata, struct migdev *md)
 	unsigned int i;
 
 	for (i = 0; i < ARRAY_SIZE(co_written); i++)
-		ASSERT_EQ(0, dma_at(md, "rw", CO_IOVA + co_written[i] * PAGE_4K, 8, i));
+		ASSERT_EQ(0, dma_at(md, "rw", CO_IOVA + co_written[i] * VFIO_MIG_PAGE_4K, 8, i));
 }
 
 /*
@@ -1265,10 +1266,10 @@ TEST_F_TIMEOUT(pin, allocation_failures_get_coarse, 300)
 	ASSERT_NE(NULL, bitmap);
 	ASSERT_NE(NULL, must);
 	for (i = 0; i < ARRAY_SIZE(co_pinned); i++)
-		ASSERT_EQ(0, dma_at(&self->md, "keep", CO_IOVA + co_pinned[i] * PAGE_4K,
+		ASSERT_EQ(0, dma_at(&self->md, "keep", CO_IOVA + co_pinned[i] * VFIO_MIG_PAGE_4K,
 				    1, 0));
 	for (p = 0; p < ARRAY_SIZE(pgsizes); p++) {
-		uint64_t per = pgsizes[p] / PAGE_4K, nbits = CO_SIZE / pgsizes[p];
+		uint64_t per = pgsizes[p] / VFIO_MIG_PAGE_4K, nbits = CO_SIZE / pgsizes[p];
 		struct get_case c = {
 			.s.name = names[p], .md = &self->md,
 			.iova = CO_IOVA, .size = CO_SIZE, .pgsize = pgsizes[p],
@@ -1293,7 +1294,7 @@ TEST_F_TIMEOUT(pin, allocation_failures_get_coarse, 300)
 /* Pages 30-31 written, page 50 pinned: the fixture mapping's dirty pages. */
 static void fixture_dirty(struct __test_metadata *_metadata, struct migdev *md)
 {
-	ASSERT_EQ(0, dma_at(md, "rw", IOVA + 30 * PAGE_4K + 100, PAGE_4K, 3));
+	ASSERT_EQ(0, dma_at(md, "rw", IOVA + 30 * VFIO_MIG_PAGE_4K + 100, VFIO_MIG_PAGE_4K, 3));
 }
 
 static void fixture_want(uint64_t *want)
@@ -1315,7 +1316,7 @@ TEST_F(pin, start_stop_allocate_nothing)
 
 	if (!fail_nth_ready(_metadata))
 		return;
-	ASSERT_EQ(0, dma_at(&self->md, "keep", IOVA + 50 * PAGE_4K, 1, 0));
+	ASSERT_EQ(0, dma_at(&self->md, "keep", IOVA + 50 * VFIO_MIG_PAGE_4K, 1, 0));
 	fixture_dirty(_metadata, &self->md);
 
 	fd = no_alloc_arm(_metadata, 0);
@@ -1323,7 +1324,7 @@ TEST_F(pin, start_stop_allocate_nothing)
 	no_alloc_check(_metadata, fd, "STOP while tracking, a page pinned");
 	ASSERT_EQ(0, ret);
 	ASSERT_EQ(-EINVAL, vfio_get_bitmap(self->md.container, IOVA, SIZE,
-					   PAGE_4K, self->bitmap,
+					   VFIO_MIG_PAGE_4K, self->bitmap,
 					   sizeof(self->bitmap)));
 
 	fd = no_alloc_arm(_metadata, 0);
@@ -1377,28 +1378,28 @@ TEST_F(pin, allocation_failures_unmap_no_bitmap)
 
 	if (!fail_nth_ready(_metadata))
 		return;
-	mem = mmap(NULL, UM_PAGES * PAGE_4K, PROT_READ | PROT_WRITE,
+	mem = mmap(NULL, UM_PAGES * VFIO_MIG_PAGE_4K, PROT_READ | PROT_WRITE,
 		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	ASSERT_NE(MAP_FAILED, mem);
-	ASSERT_EQ(0, dma_at(&self->md, "keep", IOVA + 50 * PAGE_4K, 1, 0));
+	ASSERT_EQ(0, dma_at(&self->md, "keep", IOVA + 50 * VFIO_MIG_PAGE_4K, 1, 0));
 	fixture_dirty(_metadata, &self->md);
 	for (n = 1; n < 256 && injected; n++) {
 		/* both mappings there, pages 2 and 9 pinned */
-		if (vfio_map(self->md.container, UM_IOVA, mem, 8 * PAGE_4K) != -EEXIST) {
-			ASSERT_EQ(0, vfio_map(self->md.container, UM_IOVA + 8 * PAGE_4K,
-					      mem + 8 * PAGE_4K, 8 * PAGE_4K));
+		if (vfio_map(self->md.container, UM_IOVA, mem, 8 * VFIO_MIG_PAGE_4K) != -EEXIST) {
+			ASSERT_EQ(0, vfio_map(self->md.container, UM_IOVA + 8 * VFIO_MIG_PAGE_4K,
+					      mem + 8 * VFIO_MIG_PAGE_4K, 8 * VFIO_MIG_PAGE_4K));
 		}
 		if (migdev_pinned(&self->md) != 3) {
 			ASSERT_EQ(0, migdev_ctl(&self->md, "dma", "release 0 0 0"));
-			ASSERT_EQ(0, dma_at(&self->md, "keep", IOVA + 50 * PAGE_4K, 1, 0));
-			ASSERT_EQ(0, dma_at(&self->md, "keep", UM_IOVA + 2 * PAGE_4K, 1, 0));
-			ASSERT_EQ(0, dma_at(&self->md, "keep", UM_IOVA + 9 * PAGE_4K, 1, 0));
+			ASSERT_EQ(0, dma_at(&self->md, "keep", IOVA + 50 * VFIO_MIG_PAGE_4K, 1, 0));
+			ASSERT_EQ(0, dma_at(&self->md, "keep", UM_IOVA + 2 * VFIO_MIG_PAGE_4K, 1, 0));
+			ASSERT_EQ(0, dma_at(&self->md, "keep", UM_IOVA + 9 * VFIO_MIG_PAGE_4K, 1, 0));
 		}
 		ASSERT_EQ(3, migdev_pinned(&self->md));
 
 		fd = fail_nth_arm(0, n);
 		ASSERT_GE(fd, 0);
-		ret = unmap_size(self->md.container, UM_IOVA, UM_PAGES * PAGE_4K,
+		ret = unmap_size(self->md.container, UM_IOVA, UM_PAGES * VFIO_MIG_PAGE_4K,
 				 &unmapped);
 		injected = fail_nth_disarm(fd);
 		if (injected) {
@@ -1407,9 +1408,9 @@ TEST_F(pin, allocation_failures_unmap_no_bitmap)
 		}
 		ASSERT_EQ(0, ret);
 		/* whole: nothing is left mapped in the range */
-		ASSERT_EQ(UM_PAGES * PAGE_4K, unmapped);
+		ASSERT_EQ(UM_PAGES * VFIO_MIG_PAGE_4K, unmapped);
 		ASSERT_EQ(0, unmap_size(self->md.container, UM_IOVA,
-					UM_PAGES * PAGE_4K, &unmapped));
+					UM_PAGES * VFIO_MIG_PAGE_4K, &unmapped));
 		ASSERT_EQ(0, unmapped);
 		EXPECT_EQ(1, migdev_pinned(&self->md));
 		/* the other mapping lost nothing, and got nothing */
@@ -1419,7 +1420,7 @@ TEST_F(pin, allocation_failures_unmap_no_bitmap)
 	}
 	ASSERT_FALSE(injected);
 	sweep_print(_metadata, &s);
-	munmap(mem, UM_PAGES * PAGE_4K);
+	munmap(mem, UM_PAGES * VFIO_MIG_PAGE_4K);
 }
 
 /* Whether @group is in a container (VFIO_GROUP_GET_STATUS). */
@@ -1457,9 +1458,9 @@ TEST_F_TIMEOUT(pin, allocation_failures_attach_detach, 300)
 		return;
 	id = vfio_find_mdev_group(MIGDEV_TYPE, 1, uuid, sizeof(uuid));
 	if (id < 0)
-		VFIO_SKIP_OR_FAIL("migdev", return, "needs two " MIGDEV_TYPE " mdevs");
+		SKIP(return, "migdev: needs two " MIGDEV_TYPE " mdevs");
 	snprintf(path, sizeof(path), "/dev/vfio/%d", id);
-	ASSERT_EQ(0, dma_at(&self->md, "keep", IOVA + 50 * PAGE_4K, 1, 0));
+	ASSERT_EQ(0, dma_at(&self->md, "keep", IOVA + 50 * VFIO_MIG_PAGE_4K, 1, 0));
 	fixture_dirty(_metadata, &self->md);
 
 	group = open(path, O_RDWR);
@@ -1502,14 +1503,14 @@ TEST_F_TIMEOUT(pin, allocation_failures_attach_detach, 300)
 			ASSERT_EQ(0, ioctl(group, VFIO_GROUP_SET_CONTAINER, &c));
 		dev = ioctl(group, VFIO_GROUP_GET_DEVICE_FD, uuid);
 		ASSERT_GE(dev, 0);
-		ASSERT_EQ(0, dma_at(&md2, "keep", IOVA + 60 * PAGE_4K, 1, 0));
-		ASSERT_EQ(0, dma_at(&md2, "rw", IOVA + 70 * PAGE_4K, 8, 1));
+		ASSERT_EQ(0, dma_at(&md2, "keep", IOVA + 60 * VFIO_MIG_PAGE_4K, 1, 0));
+		ASSERT_EQ(0, dma_at(&md2, "rw", IOVA + 70 * VFIO_MIG_PAGE_4K, 8, 1));
 		fixture_want(self->want);
 		want_pages(self->want, 60, 1);
 		want_pages(self->want, 70, 1);
 		EXPECT_REPORT();
 		fixture_dirty(_metadata, &self->md);
-		ASSERT_EQ(0, dma_at(&md2, "rw", IOVA + 70 * PAGE_4K, 8, 2));
+		ASSERT_EQ(0, dma_at(&md2, "rw", IOVA + 70 * VFIO_MIG_PAGE_4K, 8, 2));
 		close(dev);	/* unpins page 60 */
 
 		fd = no_alloc_arm(_metadata, 0);
@@ -1573,9 +1574,9 @@ struct dma_case {
 static const struct dma_case dma_cases[] = {
 	{ "pin", 10, 8, 4100, true, 0, true },
 	{ "rw", 30, 4093, 6000, true, 0, true },
-	{ "keep", 20, 0, 2 * PAGE_4K, false, 2, true },
+	{ "keep", 20, 0, 2 * VFIO_MIG_PAGE_4K, false, 2, true },
 	{ "release", 0, 0, 0, false, 0, true },
-	{ "kept", KEPT_PAGE, 100, PAGE_4K, true, 2, false },
+	{ "kept", KEPT_PAGE, 100, VFIO_MIG_PAGE_4K, true, 2, false },
 };
 
 TEST_F_TIMEOUT(pin, allocation_failures_dma_commands, 300)
@@ -1589,8 +1590,8 @@ TEST_F_TIMEOUT(pin, allocation_failures_dma_commands, 300)
 	if (!fail_nth_ready(_metadata))
 		return;
 	if (worker < 0)
-		VFIO_SKIP_OR_FAIL("migdev", return,
-				  "migdev has no DMA thread (debugfs \"worker\")");
+		SKIP(return,
+		     "migdev: migdev has no DMA thread (debugfs \"worker\")");
 	for (i = 0; i < ARRAY_SIZE(dma_cases); i++) {
 		const struct dma_case *d = &dma_cases[i];
 		char name[64];
@@ -1604,17 +1605,17 @@ TEST_F_TIMEOUT(pin, allocation_failures_dma_commands, 300)
 			ASSERT_EQ(0, migdev_ctl(&self->md, "dma", "release 0 0 0"));
 			memset(self->buf, 0, SIZE);
 			ASSERT_EQ(0, vfio_get_bitmap(self->md.container, IOVA, SIZE,
-						     PAGE_4K, self->bitmap,
+						     VFIO_MIG_PAGE_4K, self->bitmap,
 						     sizeof(self->bitmap)));
 			if (keeps_set)
 				ASSERT_EQ(0, dma_at(&self->md, "keep",
-						    IOVA + KEPT_PAGE * PAGE_4K,
-						    2 * PAGE_4K, 0));
+						    IOVA + KEPT_PAGE * VFIO_MIG_PAGE_4K,
+						    2 * VFIO_MIG_PAGE_4K, 0));
 
 			fd = fail_nth_arm(worker, n);
 			ASSERT_GE(fd, 0);
 			ret = dma_at(&self->md, d->cmd,
-				     IOVA + d->page * PAGE_4K + d->off, d->len, n);
+				     IOVA + d->page * VFIO_MIG_PAGE_4K + d->off, d->len, n);
 			if (d->allocates) {
 				injected = fail_nth_disarm(fd);
 			} else {
@@ -1642,7 +1643,7 @@ TEST_F_TIMEOUT(pin, allocation_failures_dma_commands, 300)
 					s.absorbed++;
 				EXPECT_EQ(d->pinned, pinned);
 				EXPECT_TRUE(!d->writes ||
-					    memory_is(self->buf, d->page * PAGE_4K + d->off,
+					    memory_is(self->buf, d->page * VFIO_MIG_PAGE_4K + d->off,
 						      d->len, n)) {
 					ksft_print_msg("%s: allocation %d failed\n",
 						       d->cmd, n);
@@ -1654,8 +1655,8 @@ TEST_F_TIMEOUT(pin, allocation_failures_dma_commands, 300)
 			for (page = 0; page < PAGES; page++) {
 				uint64_t b;
 
-				for (b = 0; b < PAGE_4K; b++) {
-					if (self->buf[page * PAGE_4K + b]) {
+				for (b = 0; b < VFIO_MIG_PAGE_4K; b++) {
+					if (self->buf[page * VFIO_MIG_PAGE_4K + b]) {
 						set_bit64(must, page);
 						break;
 					}
@@ -1667,7 +1668,7 @@ TEST_F_TIMEOUT(pin, allocation_failures_dma_commands, 300)
 				want_pages(must, KEPT_PAGE, 2);
 			memset(self->bitmap, 0, sizeof(self->bitmap));
 			ASSERT_EQ(0, vfio_get_bitmap(self->md.container, IOVA, SIZE,
-						     PAGE_4K, self->bitmap,
+						     VFIO_MIG_PAGE_4K, self->bitmap,
 						     sizeof(self->bitmap)));
 			EXPECT_TRUE(bits_cover(self->bitmap, must, WORDS)) {
 				ksft_print_msg("%s: allocation %d failed%s\n", d->cmd, n,
@@ -1681,16 +1682,16 @@ TEST_F_TIMEOUT(pin, allocation_failures_dma_commands, 300)
 	/* the device works on */
 	ASSERT_EQ(0, migdev_ctl(&self->md, "dma", "release 0 0 0"));
 	memset(self->buf, 0, SIZE);
-	ASSERT_EQ(0, vfio_get_bitmap(self->md.container, IOVA, SIZE, PAGE_4K,
+	ASSERT_EQ(0, vfio_get_bitmap(self->md.container, IOVA, SIZE, VFIO_MIG_PAGE_4K,
 				     self->bitmap, sizeof(self->bitmap)));
-	ASSERT_EQ(0, dma_at(&self->md, "pin", IOVA + 5 * PAGE_4K, 8, 3));
-	EXPECT_TRUE(memory_is(self->buf, 5 * PAGE_4K, 8, 3));
+	ASSERT_EQ(0, dma_at(&self->md, "pin", IOVA + 5 * VFIO_MIG_PAGE_4K, 8, 3));
+	EXPECT_TRUE(memory_is(self->buf, 5 * VFIO_MIG_PAGE_4K, 8, 3));
 	memset(self->want, 0, sizeof(self->want));
 	want_pages(self->want, 5, 1);
 	EXPECT_REPORT();
 }
 
-#define CG_TEST		CG_ROOT "/vfio-dirty-test"
+#define CG_TEST		VFIO_MIG_CG_ROOT "/vfio-dirty-test"
 #define CG_CHUNK	(128ULL << 20)	/* one tracker chunk: 32768 pages */
 #define CG_CHUNKS	256ULL
 
@@ -1710,7 +1711,7 @@ static int dirty_chunks_from_child(struct migdev *md, uint64_t iova,
 	if (child < 0)
 		return -errno;
 	if (!child) {
-		if (sysfs_write(CG_ROOT "/cgroup.procs", "0"))
+		if (sysfs_write(VFIO_MIG_CG_ROOT "/cgroup.procs", "0"))
 			_exit(2);
 		/* the limit only while the device writes */
 		snprintf(max, sizeof(max), "%lld", limit);
@@ -1719,7 +1720,7 @@ static int dirty_chunks_from_child(struct migdev *md, uint64_t iova,
 		for (c = 0; c < CG_CHUNKS; c++)
 			if (migdev_ctl(md, "dma", "rw 0x%llx 8 %llu",
 				       (unsigned long long)(iova + c * CG_CHUNK +
-							    64 * PAGE_4K),
+							    64 * VFIO_MIG_PAGE_4K),
 				       (unsigned long long)c))
 				_exit(1);
 		if (limit && sysfs_write(CG_TEST "/memory.max", "max"))
@@ -1742,16 +1743,16 @@ static int dirty_chunks_from_child(struct migdev *md, uint64_t iova,
 TEST_F(pin, tracking_memory_charged_to_owner)
 {
 	uint64_t span = CG_CHUNKS * CG_CHUNK, iova = 1ULL << 40, c;
-	uint64_t nbits = span / PAGE_4K, *bitmap;
+	uint64_t nbits = span / VFIO_MIG_PAGE_4K, *bitmap;
 	long long before, after, oom;
 	uint8_t *mem;
 	char pid[32];
 
-	if (access(CG_ROOT "/cgroup.controllers", F_OK) &&
-	    mount("none", CG_ROOT, "cgroup2", 0, NULL))
-		VFIO_SKIP_OR_FAIL("memcg", return, "no cgroup2 (CONFIG_CGROUPS)");
-	if (sysfs_write(CG_ROOT "/cgroup.subtree_control", "+memory"))
-		VFIO_SKIP_OR_FAIL("memcg", return, "no memory controller (CONFIG_MEMCG)");
+	if (access(VFIO_MIG_CG_ROOT "/cgroup.controllers", F_OK) &&
+	    mount("none", VFIO_MIG_CG_ROOT, "cgroup2", 0, NULL))
+		SKIP(return, "memcg: no cgroup2 (CONFIG_CGROUPS)");
+	if (sysfs_write(VFIO_MIG_CG_ROOT "/cgroup.subtree_control", "+memory"))
+		SKIP(return, "memcg: no memory controller (CONFIG_MEMCG)");
 	if (mkdir(CG_TEST, 0755))
 		ASSERT_EQ(EEXIST, errno);
 	snprintf(pid, sizeof(pid), "%d", getpid());
@@ -1768,28 +1769,28 @@ TEST_F(pin, tracking_memory_charged_to_owner)
 	ASSERT_EQ(0, vfio_map(self->md.container, iova, mem, span));
 	/* the user pages the device writes are charged now, not below */
 	for (c = 0; c < CG_CHUNKS; c++)
-		mem[c * CG_CHUNK + 64 * PAGE_4K] = 0;
+		mem[c * CG_CHUNK + 64 * VFIO_MIG_PAGE_4K] = 0;
 
 	before = cg_read(CG_TEST, "memory.current");
 	ASSERT_EQ(0, dirty_chunks_from_child(&self->md, iova, 0));
 	after = cg_read(CG_TEST, "memory.current");
 	ksft_print_msg("cgroup usage %lld -> %lld bytes after %llu chunks got dirty\n",
 		       before, after, CG_CHUNKS);
-	EXPECT_LE(before + (long long)(CG_CHUNKS * PAGE_4K / 2), after);
+	EXPECT_LE(before + (long long)(CG_CHUNKS * VFIO_MIG_PAGE_4K / 2), after);
 
-	ASSERT_EQ(0, vfio_get_bitmap(self->md.container, iova, span, PAGE_4K,
+	ASSERT_EQ(0, vfio_get_bitmap(self->md.container, iova, span, VFIO_MIG_PAGE_4K,
 				     bitmap, nbits / 8));
-	EXPECT_EQ(CG_CHUNKS, bitmap_weight(bitmap, nbits));
+	EXPECT_EQ(CG_CHUNKS, vfio_mig_bitmap_weight(bitmap, nbits));
 
 	/* no room for chunk bitmaps: whole chunks, no OOM kill */
 	memset(bitmap, 0, nbits / 8);
 	ASSERT_EQ(0, dirty_chunks_from_child(&self->md, iova,
 					     cg_read(CG_TEST, "memory.current") +
 					     128 * 1024));
-	ASSERT_EQ(0, vfio_get_bitmap(self->md.container, iova, span, PAGE_4K,
+	ASSERT_EQ(0, vfio_get_bitmap(self->md.container, iova, span, VFIO_MIG_PAGE_4K,
 				     bitmap, nbits / 8));
 	for (c = 0; c < CG_CHUNKS; c++) {
-		uint64_t bit = (c * CG_CHUNK + 64 * PAGE_4K) / PAGE_4K;
+		uint64_t bit = (c * CG_CHUNK + 64 * VFIO_MIG_PAGE_4K) / VFIO_MIG_PAGE_4K;
 
 		EXPECT_EQ(1, (bitmap[bit / 64] >> (bit % 64)) & 1) {
 			ksft_print_msg("chunk %llu not reported\n",
@@ -1798,13 +1799,13 @@ TEST_F(pin, tracking_memory_charged_to_owner)
 		}
 	}
 	ksft_print_msg("under the limit: %llu pages reported for %llu written\n",
-		       (unsigned long long)bitmap_weight(bitmap, nbits), CG_CHUNKS);
-	EXPECT_LT(CG_CHUNKS, bitmap_weight(bitmap, nbits));
+		       (unsigned long long)vfio_mig_bitmap_weight(bitmap, nbits), CG_CHUNKS);
+	EXPECT_LT(CG_CHUNKS, vfio_mig_bitmap_weight(bitmap, nbits));
 	oom = cg_key(CG_TEST, "memory.events", "oom_kill");
 	EXPECT_EQ(0, oom);
 
 	ASSERT_EQ(0, vfio_unmap(self->md.container, iova, span));
-	ASSERT_EQ(0, sysfs_write(CG_ROOT "/cgroup.procs", "0"));
+	ASSERT_EQ(0, sysfs_write(VFIO_MIG_CG_ROOT "/cgroup.procs", "0"));
 	rmdir(CG_TEST);
 	free(bitmap);
 	munmap(mem, span);
@@ -1833,12 +1834,12 @@ FIXTURE_SETUP(precise)
 	self->plain.container = -1;
 	self->buf = MAP_FAILED;
 	if (ret == -ENODEV)
-		VFIO_SKIP_OR_FAIL("migdev", return,
-				  "needs a third " MIGDEV_PRECISE_TYPE " mdev");
+		SKIP(return,
+		     "migdev: needs a third " MIGDEV_PRECISE_TYPE " mdev");
 	ASSERT_EQ(0, ret);
 	ret = migdev_open_type(&self->plain, MIGDEV_TYPE, 2, self->md.container);
 	if (ret == -ENODEV)
-		VFIO_SKIP_OR_FAIL("migdev", return, "needs a third " MIGDEV_TYPE " mdev");
+		SKIP(return, "migdev: needs a third " MIGDEV_TYPE " mdev");
 	ASSERT_EQ(0, ret);
 	memset(self->want, 0, sizeof(self->want));
 	self->buf = map_tracked(_metadata, self->md.container);
@@ -1856,7 +1857,7 @@ static int dma(struct migdev *md, const char *cmd, uint64_t page, uint64_t off,
 	       uint64_t len, uint32_t seed)
 {
 	return migdev_ctl(md, "dma", "%s 0x%llx %llu %u", cmd,
-			  (unsigned long long)(IOVA + page * PAGE_4K + off),
+			  (unsigned long long)(IOVA + page * VFIO_MIG_PAGE_4K + off),
 			  (unsigned long long)len, seed);
 }
 
@@ -1868,13 +1869,13 @@ static int dma(struct migdev *md, const char *cmd, uint64_t page, uint64_t off,
  */
 TEST_F(precise, kept_write_reported_once)
 {
-	ASSERT_EQ(0, dma(&self->md, "keep", 20, 0, 8 * PAGE_4K, 0));
+	ASSERT_EQ(0, dma(&self->md, "keep", 20, 0, 8 * VFIO_MIG_PAGE_4K, 0));
 	EXPECT_EQ(8, migdev_pinned(&self->md));
 	EXPECT_REPORT();
 	EXPECT_REPORT();
 
-	ASSERT_EQ(0, dma(&self->md, "kept", 22, 100, PAGE_4K, 5));
-	EXPECT_TRUE(memory_is(self->buf, 22 * PAGE_4K + 100, PAGE_4K, 5));
+	ASSERT_EQ(0, dma(&self->md, "kept", 22, 100, VFIO_MIG_PAGE_4K, 5));
+	EXPECT_TRUE(memory_is(self->buf, 22 * VFIO_MIG_PAGE_4K + 100, VFIO_MIG_PAGE_4K, 5));
 	EXPECT_EQ(1, migdev_read(&self->md, "logged"));
 	want_pages(self->want, 22, 2);
 	EXPECT_REPORT();
@@ -1883,8 +1884,8 @@ TEST_F(precise, kept_write_reported_once)
 	EXPECT_EQ(8, migdev_pinned(&self->md));
 
 	/* a write that reaches past the working set: refused, nothing written */
-	EXPECT_EQ(-EFAULT, dma(&self->md, "kept", 27, 8, PAGE_4K, 6));
-	EXPECT_EQ(0, self->buf[27 * PAGE_4K + 8]);
+	EXPECT_EQ(-EFAULT, dma(&self->md, "kept", 27, 8, VFIO_MIG_PAGE_4K, 6));
+	EXPECT_EQ(0, self->buf[27 * VFIO_MIG_PAGE_4K + 8]);
 	EXPECT_REPORT();
 
 	/* released: nothing more to report, the writes were */
@@ -1900,7 +1901,7 @@ TEST_F(precise, full_log_reports_by_itself)
 {
 	int i;
 
-	ASSERT_EQ(0, dma(&self->md, "keep", 100, 0, 17 * PAGE_4K, 0));
+	ASSERT_EQ(0, dma(&self->md, "keep", 100, 0, 17 * VFIO_MIG_PAGE_4K, 0));
 	for (i = 0; i < 17; i++)
 		ASSERT_EQ(0, dma(&self->md, "kept", 100 + i, 8 * i, 8, i));
 	EXPECT_EQ(1, migdev_read(&self->md, "logged"));
@@ -1913,9 +1914,9 @@ TEST_F(precise, full_log_reports_by_itself)
 TEST_F(precise, transient_writes_reported_once)
 {
 	ASSERT_EQ(0, dma(&self->md, "pin", 10, 8, 4100, 34));
-	EXPECT_TRUE(memory_is(self->buf, 10 * PAGE_4K + 8, 4100, 34));
-	ASSERT_EQ(0, dma(&self->md, "rw", 30, PAGE_4K - 3, 6, 17));
-	EXPECT_TRUE(memory_is(self->buf, 31 * PAGE_4K - 3, 6, 17));
+	EXPECT_TRUE(memory_is(self->buf, 10 * VFIO_MIG_PAGE_4K + 8, 4100, 34));
+	ASSERT_EQ(0, dma(&self->md, "rw", 30, VFIO_MIG_PAGE_4K - 3, 6, 17));
+	EXPECT_TRUE(memory_is(self->buf, 31 * VFIO_MIG_PAGE_4K - 3, 6, 17));
 	EXPECT_EQ(0, migdev_pinned(&self->md));
 	want_pages(self->want, 10, 2);
 	want_pages(self->want, 30, 2);
@@ -1931,10 +1932,10 @@ TEST_F(precise, transient_writes_reported_once)
  */
 TEST_F(precise, mixed_container_keeps_both_rules)
 {
-	ASSERT_EQ(0, dma(&self->md, "keep", 20, 0, 8 * PAGE_4K, 0));
-	ASSERT_EQ(0, dma(&self->plain, "keep", 40, 0, 2 * PAGE_4K, 0));
-	ASSERT_EQ(0, dma(&self->md, "keep", 60, 0, PAGE_4K, 0));
-	ASSERT_EQ(0, dma(&self->plain, "keep", 60, 0, PAGE_4K, 0));
+	ASSERT_EQ(0, dma(&self->md, "keep", 20, 0, 8 * VFIO_MIG_PAGE_4K, 0));
+	ASSERT_EQ(0, dma(&self->plain, "keep", 40, 0, 2 * VFIO_MIG_PAGE_4K, 0));
+	ASSERT_EQ(0, dma(&self->md, "keep", 60, 0, VFIO_MIG_PAGE_4K, 0));
+	ASSERT_EQ(0, dma(&self->plain, "keep", 60, 0, VFIO_MIG_PAGE_4K, 0));
 	want_pages(self->want, 40, 2);
 	want_pages(self->want, 60, 1);
 	EXPECT_REPORT();
@@ -1944,8 +1945,8 @@ TEST_F(precise, mixed_container_keeps_both_rules)
 
 	ASSERT_EQ(0, dma(&self->md, "kept", 25, 0, 16, 9));
 	ASSERT_EQ(0, dma(&self->plain, "kept", 41, 0, 16, 10));
-	EXPECT_TRUE(memory_is(self->buf, 25 * PAGE_4K, 16, 9));
-	EXPECT_TRUE(memory_is(self->buf, 41 * PAGE_4K, 16, 10));
+	EXPECT_TRUE(memory_is(self->buf, 25 * VFIO_MIG_PAGE_4K, 16, 9));
+	EXPECT_TRUE(memory_is(self->buf, 41 * VFIO_MIG_PAGE_4K, 16, 10));
 	want_pages(self->want, 25, 1);
 	want_pages(self->want, 40, 2);
 	want_pages(self->want, 60, 1);
@@ -1972,17 +1973,17 @@ TEST_F(precise, unmap_bitmap_carries_logged_write)
 {
 	uint32_t count;
 
-	ASSERT_EQ(0, dma(&self->md, "keep", 192, 0, 4 * PAGE_4K, 0));
-	count = bar0_read32(&self->md, REG_DMA_COUNT);
-	ASSERT_EQ(0, bar0_dma(&self->md, CMD_WRITE_KEPT,
-			      IOVA + 193 * PAGE_4K + 4000, 200, 21));
+	ASSERT_EQ(0, dma(&self->md, "keep", 192, 0, 4 * VFIO_MIG_PAGE_4K, 0));
+	count = bar0_read32(&self->md, MIGDEV_REG_DMA_COUNT);
+	ASSERT_EQ(0, bar0_dma(&self->md, MIGDEV_CMD_WRITE_KEPT,
+			      IOVA + 193 * VFIO_MIG_PAGE_4K + 4000, 200, 21));
 	ASSERT_TRUE(bar0_poll(&self->md, count, 0));
-	EXPECT_EQ(0, bar0_read32(&self->md, REG_DMA_STATUS));
-	EXPECT_TRUE(memory_is(self->buf, 193 * PAGE_4K + 4000, 200, 21));
+	EXPECT_EQ(0, bar0_read32(&self->md, MIGDEV_REG_DMA_STATUS));
+	EXPECT_TRUE(memory_is(self->buf, 193 * VFIO_MIG_PAGE_4K + 4000, 200, 21));
 	EXPECT_EQ(1, migdev_read(&self->md, "logged"));
 
 	memset(self->bitmap, 0, sizeof(self->bitmap));
-	ASSERT_EQ(0, vfio_unmap_bitmap(self->md.container, IOVA, SIZE, PAGE_4K,
+	ASSERT_EQ(0, vfio_unmap_bitmap(self->md.container, IOVA, SIZE, VFIO_MIG_PAGE_4K,
 				       self->bitmap, sizeof(self->bitmap), NULL));
 	EXPECT_EQ(0, migdev_pinned(&self->md));
 	want_pages(self->want, 193, 2);
@@ -1997,7 +1998,7 @@ static void precise_clean(struct __test_metadata *_metadata, struct migdev *md,
 
 	ASSERT_EQ(0, migdev_ctl(md, "dma", "release 0 0 0"));
 	memset(buf, 0, SIZE);
-	ASSERT_EQ(0, vfio_get_bitmap(md->container, IOVA, SIZE, PAGE_4K, bitmap,
+	ASSERT_EQ(0, vfio_get_bitmap(md->container, IOVA, SIZE, VFIO_MIG_PAGE_4K, bitmap,
 				     sizeof(bitmap)));
 }
 
@@ -2008,8 +2009,8 @@ static void changed_pages(const uint8_t *buf, uint64_t *must)
 
 	memset(must, 0, WORDS * 8);
 	for (page = 0; page < PAGES; page++) {
-		for (b = 0; b < PAGE_4K; b++) {
-			if (buf[page * PAGE_4K + b]) {
+		for (b = 0; b < VFIO_MIG_PAGE_4K; b++) {
+			if (buf[page * VFIO_MIG_PAGE_4K + b]) {
 				set_bit64(must, page);
 				break;
 			}
@@ -2055,8 +2056,8 @@ TEST_F_TIMEOUT(precise, allocation_failures_report_writes, 300)
 	if (!fail_nth_ready(_metadata))
 		return;
 	if (worker < 0)
-		VFIO_SKIP_OR_FAIL("migdev", return,
-				  "migdev has no DMA thread (debugfs \"worker\")");
+		SKIP(return,
+		     "migdev: migdev has no DMA thread (debugfs \"worker\")");
 
 	for (n = 1, injected = true; n < 256 && injected; n++) {
 		precise_clean(_metadata, &self->md, self->buf);
@@ -2070,13 +2071,13 @@ TEST_F_TIMEOUT(precise, allocation_failures_report_writes, 300)
 			ASSERT_EQ(-ENOMEM, ret);
 			ASSERT_TRUE(injected);
 		} else {
-			EXPECT_TRUE(memory_is(self->buf, 10 * PAGE_4K + 8, 4100, n));
+			EXPECT_TRUE(memory_is(self->buf, 10 * VFIO_MIG_PAGE_4K + 8, 4100, n));
 			pin.absorbed += injected;
 		}
 		EXPECT_EQ(0, migdev_pinned(&self->md));
 		changed_pages(self->buf, must);
 		memset(self->bitmap, 0, sizeof(self->bitmap));
-		ASSERT_EQ(0, vfio_get_bitmap(self->md.container, IOVA, SIZE, PAGE_4K,
+		ASSERT_EQ(0, vfio_get_bitmap(self->md.container, IOVA, SIZE, VFIO_MIG_PAGE_4K,
 					     self->bitmap, sizeof(self->bitmap)));
 		sweep_report(_metadata, &pin, n, injected, self->bitmap, must, WORDS);
 	}
@@ -2091,7 +2092,7 @@ TEST_F_TIMEOUT(precise, allocation_failures_report_writes, 300)
 	for (n = 1, injected = true; n < 256 && injected; n++) {
 		precise_clean(_metadata, &self->md, self->buf);
 		ASSERT_EQ(0, dma(&self->md, "keep", PR_SET, 0,
-				 (PR_LOGGED + 4) * PAGE_4K, 0));
+				 (PR_LOGGED + 4) * VFIO_MIG_PAGE_4K, 0));
 		for (i = 0; i < PR_LOGGED; i++)
 			ASSERT_EQ(0, dma(&self->md, "kept", PR_SET + i, 8 * i, 8,
 					 i + 1));
@@ -2106,7 +2107,7 @@ TEST_F_TIMEOUT(precise, allocation_failures_report_writes, 300)
 		EXPECT_EQ(1, migdev_read(&self->md, "logged"));
 		changed_pages(self->buf, must);
 		memset(self->bitmap, 0, sizeof(self->bitmap));
-		ASSERT_EQ(0, vfio_get_bitmap(self->md.container, IOVA, SIZE, PAGE_4K,
+		ASSERT_EQ(0, vfio_get_bitmap(self->md.container, IOVA, SIZE, VFIO_MIG_PAGE_4K,
 					     self->bitmap, sizeof(self->bitmap)));
 		sweep_report(_metadata, &full, n, injected, self->bitmap, must, WORDS);
 	}
@@ -2117,7 +2118,7 @@ TEST_F_TIMEOUT(precise, allocation_failures_report_writes, 300)
 	/* a logged write into two pinned pages, read out by the release */
 	for (n = 1, injected = true; n < 256 && injected; n++) {
 		precise_clean(_metadata, &self->md, self->buf);
-		ASSERT_EQ(0, dma(&self->md, "keep", PR_SET, 0, 2 * PAGE_4K, 0));
+		ASSERT_EQ(0, dma(&self->md, "keep", PR_SET, 0, 2 * VFIO_MIG_PAGE_4K, 0));
 		ASSERT_EQ(0, dma(&self->md, "kept", PR_SET + 1, 4, 8, 3));
 		fd = fail_nth_arm(worker, n);
 		ASSERT_GE(fd, 0);
@@ -2130,7 +2131,7 @@ TEST_F_TIMEOUT(precise, allocation_failures_report_writes, 300)
 		EXPECT_EQ(0, migdev_read(&self->md, "logged"));
 		changed_pages(self->buf, must);
 		memset(self->bitmap, 0, sizeof(self->bitmap));
-		ASSERT_EQ(0, vfio_get_bitmap(self->md.container, IOVA, SIZE, PAGE_4K,
+		ASSERT_EQ(0, vfio_get_bitmap(self->md.container, IOVA, SIZE, VFIO_MIG_PAGE_4K,
 					     self->bitmap, sizeof(self->bitmap)));
 		sweep_report(_metadata, &rel, n, injected, self->bitmap, must, WORDS);
 	}
@@ -2141,13 +2142,13 @@ TEST_F_TIMEOUT(precise, allocation_failures_report_writes, 300)
 	/* the same, read out by the driver's sync() for a GET_BITMAP */
 	for (n = 1, injected = true; n < 256 && injected; n++) {
 		precise_clean(_metadata, &self->md, self->buf);
-		ASSERT_EQ(0, dma(&self->md, "keep", PR_SET, 0, 2 * PAGE_4K, 0));
+		ASSERT_EQ(0, dma(&self->md, "keep", PR_SET, 0, 2 * VFIO_MIG_PAGE_4K, 0));
 		ASSERT_EQ(0, dma(&self->md, "kept", PR_SET + 1, 4, 8, 3));
 		changed_pages(self->buf, must);
 		memset(self->bitmap, 0, sizeof(self->bitmap));
 		fd = fail_nth_arm(0, n);
 		ASSERT_GE(fd, 0);
-		ret = vfio_get_bitmap(self->md.container, IOVA, SIZE, PAGE_4K,
+		ret = vfio_get_bitmap(self->md.container, IOVA, SIZE, VFIO_MIG_PAGE_4K,
 				      self->bitmap, sizeof(self->bitmap));
 		injected = fail_nth_disarm(fd);
 		get.points += injected;
@@ -2171,16 +2172,16 @@ TEST_F_TIMEOUT(precise, allocation_failures_report_writes, 300)
 	ASSERT_NE(MAP_FAILED, mem);
 	for (n = 1, injected = true; n < 256 && injected; n++) {
 		ASSERT_EQ(0, vfio_map(self->md.container, FAIL_IOVA, mem, FAIL_SIZE));
-		ASSERT_EQ(0, dma_at(&self->md, "keep", FAIL_IOVA + 4 * PAGE_4K,
-				    2 * PAGE_4K, 0));
-		ASSERT_EQ(0, dma_at(&self->md, "kept", FAIL_IOVA + 4 * PAGE_4K + 64,
+		ASSERT_EQ(0, dma_at(&self->md, "keep", FAIL_IOVA + 4 * VFIO_MIG_PAGE_4K,
+				    2 * VFIO_MIG_PAGE_4K, 0));
+		ASSERT_EQ(0, dma_at(&self->md, "kept", FAIL_IOVA + 4 * VFIO_MIG_PAGE_4K + 64,
 				    8, n));
 		bm[0] = 0;
 		must[0] = 0x10;
 		fd = fail_nth_arm(0, n);
 		ASSERT_GE(fd, 0);
 		ret = vfio_unmap_bitmap(self->md.container, FAIL_IOVA, FAIL_SIZE,
-					PAGE_4K, bm, sizeof(bm), &unmapped);
+					VFIO_MIG_PAGE_4K, bm, sizeof(bm), &unmapped);
 		injected = fail_nth_disarm(fd);
 		unmap.points += injected;
 		unmap.absorbed += injected;
@@ -2197,7 +2198,7 @@ TEST_F_TIMEOUT(precise, allocation_failures_report_writes, 300)
 
 	/* memory back, one report later: exact, the pinned pages clean */
 	precise_clean(_metadata, &self->md, self->buf);
-	ASSERT_EQ(0, dma(&self->md, "keep", PR_SET, 0, 8 * PAGE_4K, 0));
+	ASSERT_EQ(0, dma(&self->md, "keep", PR_SET, 0, 8 * VFIO_MIG_PAGE_4K, 0));
 	EXPECT_REPORT();
 	ASSERT_EQ(0, dma(&self->md, "kept", PR_SET + 2, 0, 8, 1));
 	ASSERT_EQ(0, dma(&self->md, "pin", 10, 8, 8, 2));
@@ -2215,7 +2216,7 @@ TEST_F_TIMEOUT(precise, allocation_failures_report_writes, 300)
  */
 #define TOP_SIZE	0x40000000ULL	/* 1 GiB */
 #define TOP_IOVA	(0ULL - TOP_SIZE)
-#define TOP_PAGES	(TOP_SIZE / PAGE_4K)
+#define TOP_PAGES	(TOP_SIZE / VFIO_MIG_PAGE_4K)
 
 FIXTURE(top) {
 	struct migdev md;
@@ -2234,7 +2235,7 @@ FIXTURE_SETUP(top)
 
 	self->buf = MAP_FAILED;
 	if (ret == -ENODEV)
-		VFIO_SKIP_OR_FAIL("migdev", return, "needs a third " MIGDEV_TYPE " mdev");
+		SKIP(return, "migdev: needs a third " MIGDEV_TYPE " mdev");
 	ASSERT_EQ(0, ret);
 	self->buf = reserve(TOP_SIZE);
 	ASSERT_NE(MAP_FAILED, self->buf);
@@ -2259,7 +2260,7 @@ TEST_F(top, get_bitmap_at_top)
 	bitmap = reserve(nbits / 8);
 	ASSERT_NE(MAP_FAILED, bitmap);
 	ASSERT_EQ(0, migdev_ctl(&self->md, "dma", "rw 0x%llx 16 5",
-				(unsigned long long)(0ULL - PAGE_4K + 8)));
+				(unsigned long long)(0ULL - VFIO_MIG_PAGE_4K + 8)));
 	ASSERT_EQ(0, vfio_get_bitmap(self->md.container, 1ULL << 63, 1ULL << 63,
 				     1ULL << 30, bitmap, nbits / 8));
 	EXPECT_EQ(1ULL << 63, bitmap[nbits / 64 - 1]);
@@ -2269,13 +2270,13 @@ TEST_F(top, get_bitmap_at_top)
 	small = calloc(TOP_PAGES / 64, sizeof(*small));
 	ASSERT_NE(NULL, small);
 	ASSERT_EQ(0, vfio_get_bitmap(self->md.container, TOP_IOVA, TOP_SIZE,
-				     PAGE_4K, small, TOP_PAGES / 8));
-	EXPECT_EQ(0, bitmap_weight(small, TOP_PAGES));
+				     VFIO_MIG_PAGE_4K, small, TOP_PAGES / 8));
+	EXPECT_EQ(0, vfio_mig_bitmap_weight(small, TOP_PAGES));
 	ASSERT_EQ(0, migdev_ctl(&self->md, "dma", "rw 0x%llx 16 6",
-				(unsigned long long)(0ULL - PAGE_4K)));
+				(unsigned long long)(0ULL - VFIO_MIG_PAGE_4K)));
 	ASSERT_EQ(0, vfio_get_bitmap(self->md.container, TOP_IOVA, TOP_SIZE,
-				     PAGE_4K, small, TOP_PAGES / 8));
-	EXPECT_EQ(1, bitmap_weight(small, TOP_PAGES));
+				     VFIO_MIG_PAGE_4K, small, TOP_PAGES / 8));
+	EXPECT_EQ(1, vfio_mig_bitmap_weight(small, TOP_PAGES));
 	EXPECT_EQ(1ULL << 63, small[TOP_PAGES / 64 - 1]);
 	free(small);
 }
@@ -2294,10 +2295,10 @@ TEST_F(top, unmap_at_top)
 	ASSERT_EQ(0, migdev_ctl(&self->md, "dma", "rw 0x%llx 8 7",
 				(unsigned long long)TOP_IOVA));
 	ASSERT_EQ(0, vfio_unmap_bitmap(self->md.container, TOP_IOVA, TOP_SIZE,
-				       PAGE_4K, bitmap, TOP_PAGES / 8,
+				       VFIO_MIG_PAGE_4K, bitmap, TOP_PAGES / 8,
 				       &unmapped));
 	EXPECT_EQ(TOP_SIZE, unmapped);
-	EXPECT_EQ(1, bitmap_weight(bitmap, TOP_PAGES));
+	EXPECT_EQ(1, vfio_mig_bitmap_weight(bitmap, TOP_PAGES));
 	EXPECT_EQ(1ULL, bitmap[0]);
 	/* gone: the same unmap finds nothing, a new map fits */
 	ASSERT_EQ(0, ioctl(self->md.container, VFIO_IOMMU_UNMAP_DMA, &unmap));
@@ -2315,12 +2316,12 @@ TEST_F(top, unmap_at_top)
  */
 TEST_F(top, dma_does_not_wrap)
 {
-	uint8_t *low = reserve(PAGE_4K);
+	uint8_t *low = reserve(VFIO_MIG_PAGE_4K);
 	int i;
 
 	ASSERT_NE(MAP_FAILED, low);
-	memset(low, 0, PAGE_4K);
-	ASSERT_EQ(0, vfio_map(self->md.container, 0, low, PAGE_4K));
+	memset(low, 0, VFIO_MIG_PAGE_4K);
+	ASSERT_EQ(0, vfio_map(self->md.container, 0, low, VFIO_MIG_PAGE_4K));
 	EXPECT_EQ(-EINVAL, migdev_ctl(&self->md, "dma", "rw 0x%llx 16 9",
 				      (unsigned long long)(0ULL - 8)));
 	EXPECT_EQ(-EINVAL, migdev_ctl(&self->md, "dma", "pin 0x%llx 16 9",
@@ -2329,8 +2330,8 @@ TEST_F(top, dma_does_not_wrap)
 		EXPECT_EQ(0, low[i]);
 		EXPECT_EQ(0, self->buf[TOP_SIZE - 8 + (i % 8)]);
 	}
-	ASSERT_EQ(0, vfio_unmap(self->md.container, 0, PAGE_4K));
-	munmap(low, PAGE_4K);
+	ASSERT_EQ(0, vfio_unmap(self->md.container, 0, VFIO_MIG_PAGE_4K));
+	munmap(low, VFIO_MIG_PAGE_4K);
 }
 
 /* MAP_DMA of a range ending at 2^64 that overlaps the mapping: -EEXIST. */
@@ -2341,8 +2342,8 @@ TEST_F(top, map_overlap_at_top)
 	ASSERT_NE(MAP_FAILED, more);
 	EXPECT_EQ(-EEXIST, vfio_map(self->md.container, TOP_IOVA - TOP_SIZE,
 				    more, 2 * TOP_SIZE));
-	EXPECT_EQ(-EEXIST, vfio_map(self->md.container, 0ULL - PAGE_4K,
-				    more, PAGE_4K));
+	EXPECT_EQ(-EEXIST, vfio_map(self->md.container, 0ULL - VFIO_MIG_PAGE_4K,
+				    more, VFIO_MIG_PAGE_4K));
 	/* below it, it fits */
 	EXPECT_EQ(0, vfio_map(self->md.container, TOP_IOVA - TOP_SIZE, more,
 			      TOP_SIZE));

@@ -21,12 +21,12 @@
 #include <time.h>
 
 #include "../kselftest_harness.h"
-#include "vfio_util.h"
+#include <vfio_mig_util.h>
 
 #define MTTY_TYPE	"mtty-2"
 #define MAP_IOVA	0x100000ULL
 #define MAP_PAGES	64ULL
-#define MAP_SIZE	(MAP_PAGES * PAGE_4K)
+#define MAP_SIZE	(MAP_PAGES * VFIO_MIG_PAGE_4K)
 #define SZ_2M		0x200000ULL
 #define SZ_1G		0x40000000ULL
 #define SZ_1T		(1024 * SZ_1G)
@@ -37,7 +37,7 @@
 
 static int edu_group(void)
 {
-	return vfio_find_pci_group(EDU_VENDOR, EDU_DEVICE);
+	return vfio_find_pci_group(VFIO_MIG_EDU_VENDOR, VFIO_MIG_EDU_DEVICE);
 }
 
 static int mtty_group(int nth)
@@ -98,8 +98,8 @@ FIXTURE_SETUP(edu)
 	self->group = -1;
 	self->buf = MAP_FAILED;
 	if (id < 0)
-		VFIO_SKIP_OR_FAIL("edu", return,
-				  "no 1234:11e8 (QEMU edu) device bound to vfio-pci");
+		SKIP(return,
+		     "edu: no 1234:11e8 (QEMU edu) device bound to vfio-pci");
 	ASSERT_EQ(0, vfio_open_container(id, VFIO_TYPE1v2_IOMMU,
 					 &self->container, &self->group));
 	self->buf = anon(4 * MAP_SIZE, PROT_READ | PROT_WRITE);
@@ -135,7 +135,7 @@ TEST_F(edu, migration_capability)
 	EXPECT_EQ(2, VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION);
 	EXPECT_EQ(1, mig->header.version);
 	EXPECT_EQ(0, mig->flags);
-	for (s = PAGE_4K; s <= SZ_1G; s <<= 1)
+	for (s = VFIO_MIG_PAGE_4K; s <= SZ_1G; s <<= 1)
 		pgsizes |= s;
 	EXPECT_EQ(pgsizes, mig->pgsize_bitmap);
 	EXPECT_GE(mig->max_dirty_bitmap_size, SZ_1G);
@@ -157,7 +157,7 @@ TEST_F(edu, start_get_stop_all_dirty)
 	for (i = 0; i < 2; i++) {	/* reported again: the device may write */
 		memset(bitmap, 0, sizeof(bitmap));
 		ASSERT_EQ(0, vfio_get_bitmap(self->container, MAP_IOVA, MAP_SIZE,
-					     PAGE_4K, bitmap, sizeof(bitmap)));
+					     VFIO_MIG_PAGE_4K, bitmap, sizeof(bitmap)));
 		EXPECT_EQ(~0ULL, bitmap[0]);
 	}
 
@@ -165,7 +165,7 @@ TEST_F(edu, start_get_stop_all_dirty)
 	ASSERT_EQ(0, vfio_dirty(self->container, STOP));	/* harmless */
 	memset(bitmap, 0, sizeof(bitmap));
 	EXPECT_EQ(-EINVAL, vfio_get_bitmap(self->container, MAP_IOVA, MAP_SIZE,
-					   PAGE_4K, bitmap, sizeof(bitmap)));
+					   VFIO_MIG_PAGE_4K, bitmap, sizeof(bitmap)));
 	EXPECT_EQ(0, bitmap[0]);
 	EXPECT_EQ(0, vfio_unmap(self->container, MAP_IOVA, MAP_SIZE));
 }
@@ -177,9 +177,9 @@ TEST_F(edu, tracking_off_einval)
 
 	ASSERT_EQ(0, vfio_map(self->container, MAP_IOVA, self->buf, MAP_SIZE));
 	EXPECT_EQ(-EINVAL, vfio_get_bitmap(self->container, MAP_IOVA, MAP_SIZE,
-					   PAGE_4K, bitmap, sizeof(bitmap)));
+					   VFIO_MIG_PAGE_4K, bitmap, sizeof(bitmap)));
 	EXPECT_EQ(-EINVAL, vfio_unmap_bitmap(self->container, MAP_IOVA, MAP_SIZE,
-					     PAGE_4K, bitmap, sizeof(bitmap),
+					     VFIO_MIG_PAGE_4K, bitmap, sizeof(bitmap),
 					     &unmapped));
 	EXPECT_EQ(0, bitmap[0]);
 	/* still mapped */
@@ -195,7 +195,7 @@ TEST_F(edu, map_while_tracking)
 	ASSERT_EQ(0, vfio_dirty(self->container, START));
 	ASSERT_EQ(0, vfio_map(self->container, MAP_IOVA, self->buf, MAP_SIZE));
 	ASSERT_EQ(0, vfio_get_bitmap(self->container, MAP_IOVA - MAP_SIZE,
-				     2 * MAP_SIZE, PAGE_4K, bitmap, sizeof(bitmap)));
+				     2 * MAP_SIZE, VFIO_MIG_PAGE_4K, bitmap, sizeof(bitmap)));
 	EXPECT_EQ(0, bitmap[0]);
 	EXPECT_EQ(~0ULL, bitmap[1]);
 }
@@ -215,15 +215,15 @@ TEST_F(edu, get_bisecting_range_with_hole)
 	ASSERT_EQ(0, vfio_dirty(self->container, START));
 	memset(bitmap, 0, sizeof(bitmap));
 	/* pages 32..159 from MAP_IOVA: 32 of A, 64 of hole, 32 of B */
-	ASSERT_EQ(0, vfio_get_bitmap(self->container, MAP_IOVA + 32 * PAGE_4K,
-				     128 * PAGE_4K, PAGE_4K, bitmap, sizeof(bitmap)));
+	ASSERT_EQ(0, vfio_get_bitmap(self->container, MAP_IOVA + 32 * VFIO_MIG_PAGE_4K,
+				     128 * VFIO_MIG_PAGE_4K, VFIO_MIG_PAGE_4K, bitmap, sizeof(bitmap)));
 	EXPECT_TRUE(bits_are(bitmap, 0, 32, true));
 	EXPECT_TRUE(bits_are(bitmap, 32, 64, false));
 	EXPECT_TRUE(bits_are(bitmap, 96, 32, true));
 	/* one page, in the middle of a mapping, at an odd offset */
 	memset(bitmap, 0, sizeof(bitmap));
-	ASSERT_EQ(0, vfio_get_bitmap(self->container, MAP_IOVA + 7 * PAGE_4K,
-				     PAGE_4K, PAGE_4K, bitmap, 8));
+	ASSERT_EQ(0, vfio_get_bitmap(self->container, MAP_IOVA + 7 * VFIO_MIG_PAGE_4K,
+				     VFIO_MIG_PAGE_4K, VFIO_MIG_PAGE_4K, bitmap, 8));
 	EXPECT_EQ(1, bitmap[0]);
 }
 
@@ -262,7 +262,7 @@ TEST_F(edu, unmap_with_bitmap)
 			      buf + 2 * MAP_SIZE, MAP_SIZE));
 	ASSERT_EQ(0, vfio_dirty(self->container, START));
 	ASSERT_EQ(0, vfio_unmap_bitmap(self->container, MAP_IOVA, 4 * MAP_SIZE,
-				       PAGE_4K, bitmap, sizeof(bitmap), &unmapped));
+				       VFIO_MIG_PAGE_4K, bitmap, sizeof(bitmap), &unmapped));
 	EXPECT_EQ(2 * MAP_SIZE, unmapped);
 	EXPECT_EQ(~0ULL, bitmap[0]);
 	EXPECT_EQ(0, bitmap[1]);
@@ -281,7 +281,7 @@ TEST_F(edu, unmap_bitmap_fault_keeps_mappings)
 	ASSERT_EQ(0, vfio_map(self->container, MAP_IOVA, self->buf, MAP_SIZE));
 	ASSERT_EQ(0, vfio_dirty(self->container, START));
 	EXPECT_EQ(-EFAULT, vfio_unmap_bitmap(self->container, MAP_IOVA, MAP_SIZE,
-					     PAGE_4K, ro, 8, &unmapped));
+					     VFIO_MIG_PAGE_4K, ro, 8, &unmapped));
 	EXPECT_EQ(-EEXIST, vfio_map(self->container, MAP_IOVA, self->buf, MAP_SIZE));
 	munmap(ro, 4096);
 }
@@ -293,8 +293,8 @@ TEST(v1_container_refuses)
 	int container, group;
 
 	if (id < 0)
-		VFIO_SKIP_OR_FAIL("edu", return,
-				  "no 1234:11e8 (QEMU edu) device bound to vfio-pci");
+		SKIP(return,
+		     "edu: no 1234:11e8 (QEMU edu) device bound to vfio-pci");
 	ASSERT_EQ(0, vfio_open_container(id, VFIO_TYPE1_IOMMU, &container, &group));
 	EXPECT_EQ(-EACCES, vfio_dirty(container, START));
 	EXPECT_EQ(-EACCES, vfio_dirty(container, STOP));
@@ -317,8 +317,8 @@ FIXTURE_SETUP(mdev)
 	self->container = -1;
 	self->group = -1;
 	if (id < 0)
-		VFIO_SKIP_OR_FAIL("mtty", return,
-				  "no " MTTY_TYPE " mdev (CONFIG_SAMPLE_VFIO_MDEV_MTTY)");
+		SKIP(return,
+		     "mtty: no " MTTY_TYPE " mdev (CONFIG_SAMPLE_VFIO_MDEV_MTTY)");
 	ASSERT_EQ(0, vfio_open_container(id, VFIO_TYPE1v2_IOMMU,
 					 &self->container, &self->group));
 }
@@ -340,7 +340,7 @@ TEST_F(mdev, nothing_dirty)
 	ASSERT_EQ(0, vfio_map(self->container, MAP_IOVA, buf, MAP_SIZE));
 	ASSERT_EQ(0, vfio_dirty(self->container, START));
 	ASSERT_EQ(0, vfio_get_bitmap(self->container, MAP_IOVA, MAP_SIZE,
-				     PAGE_4K, bitmap, sizeof(bitmap)));
+				     VFIO_MIG_PAGE_4K, bitmap, sizeof(bitmap)));
 	EXPECT_EQ(0, bitmap[0]);
 	munmap(buf, MAP_SIZE);
 }
@@ -351,7 +351,7 @@ TEST_F(mdev, nothing_dirty)
  */
 TEST_F(mdev, huge_mapping)
 {
-	uint64_t iova = 1ULL << 42, nbits = SZ_1T / PAGE_4K, *bitmap;
+	uint64_t iova = 1ULL << 42, nbits = SZ_1T / VFIO_MIG_PAGE_4K, *bitmap;
 	void *va = anon(SZ_1T, PROT_NONE);
 	double t;
 
@@ -364,7 +364,7 @@ TEST_F(mdev, huge_mapping)
 	bitmap = anon(nbits / 8, PROT_READ | PROT_WRITE);
 	ASSERT_NE(MAP_FAILED, bitmap);
 	t = now_ms();
-	ASSERT_EQ(0, vfio_get_bitmap(self->container, iova, SZ_1T, PAGE_4K,
+	ASSERT_EQ(0, vfio_get_bitmap(self->container, iova, SZ_1T, VFIO_MIG_PAGE_4K,
 				     bitmap, nbits / 8));
 	ksft_print_msg("GET_BITMAP of 1 TiB at 4 KiB, nothing dirty: %.3f ms\n",
 		       now_ms() - t);
@@ -375,7 +375,7 @@ TEST_F(mdev, huge_mapping)
 				     bitmap, 1024 / 8));
 	EXPECT_EQ(0, bitmap[0]);
 	/* the unmap with a bitmap of the whole TiB */
-	ASSERT_EQ(0, vfio_unmap_bitmap(self->container, iova, SZ_1T, PAGE_4K,
+	ASSERT_EQ(0, vfio_unmap_bitmap(self->container, iova, SZ_1T, VFIO_MIG_PAGE_4K,
 				       bitmap, nbits / 8, NULL));
 	EXPECT_TRUE(bits_are(bitmap, 0, 64, false));
 	munmap(bitmap, nbits / 8);
@@ -399,10 +399,12 @@ FIXTURE_SETUP(mixed)
 	self->edu = -1;
 	self->mdev = -1;
 	self->buf = MAP_FAILED;
-	if (edu < 0 || mdev < 0)
-		VFIO_SKIP_OR_FAIL(edu < 0 ? "edu" : "mtty", return,
-				  "needs both the edu device on vfio-pci and an "
-				  MTTY_TYPE " mdev");
+	if (edu < 0)
+		SKIP(return, "edu: needs both the edu device on vfio-pci and an "
+		     MTTY_TYPE " mdev");
+	if (mdev < 0)
+		SKIP(return, "mtty: needs both the edu device on vfio-pci and an "
+		     MTTY_TYPE " mdev");
 	ASSERT_EQ(0, vfio_open_container(edu, VFIO_TYPE1v2_IOMMU,
 					 &self->container, &self->edu));
 	ASSERT_EQ(0, vfio_add_group(self->container, mdev, &self->mdev));
@@ -442,28 +444,28 @@ TEST_F(mixed, scope_detach_reports_once)
 
 	bitmap[0] = 0;
 	ASSERT_EQ(0, vfio_get_bitmap(self->container, MAP_IOVA, MAP_SIZE,
-				     PAGE_4K, bitmap, 8));
+				     VFIO_MIG_PAGE_4K, bitmap, 8));
 	EXPECT_EQ(~0ULL, bitmap[0]);
 
 	detach_edu(_metadata, &self->edu);
 
 	/* pages 8..23 */
 	bitmap[0] = 0;
-	ASSERT_EQ(0, vfio_get_bitmap(self->container, MAP_IOVA + 8 * PAGE_4K,
-				     16 * PAGE_4K, PAGE_4K, bitmap, 8));
+	ASSERT_EQ(0, vfio_get_bitmap(self->container, MAP_IOVA + 8 * VFIO_MIG_PAGE_4K,
+				     16 * VFIO_MIG_PAGE_4K, VFIO_MIG_PAGE_4K, bitmap, 8));
 	EXPECT_EQ(0xffffULL, bitmap[0]);
 	bitmap[0] = 0;
-	ASSERT_EQ(0, vfio_get_bitmap(self->container, MAP_IOVA + 8 * PAGE_4K,
-				     16 * PAGE_4K, PAGE_4K, bitmap, 8));
+	ASSERT_EQ(0, vfio_get_bitmap(self->container, MAP_IOVA + 8 * VFIO_MIG_PAGE_4K,
+				     16 * VFIO_MIG_PAGE_4K, VFIO_MIG_PAGE_4K, bitmap, 8));
 	EXPECT_EQ(0, bitmap[0]);
 	/* the rest is still dirty, once */
 	bitmap[0] = 0;
 	ASSERT_EQ(0, vfio_get_bitmap(self->container, MAP_IOVA, MAP_SIZE,
-				     PAGE_4K, bitmap, 8));
+				     VFIO_MIG_PAGE_4K, bitmap, 8));
 	EXPECT_EQ(~0xffff00ULL, bitmap[0]);
 	bitmap[0] = 0;
 	ASSERT_EQ(0, vfio_get_bitmap(self->container, MAP_IOVA, MAP_SIZE,
-				     PAGE_4K, bitmap, 8));
+				     VFIO_MIG_PAGE_4K, bitmap, 8));
 	EXPECT_EQ(0, bitmap[0]);
 }
 
@@ -476,7 +478,7 @@ TEST_F(mixed, stop_forgets)
 	ASSERT_EQ(0, vfio_dirty(self->container, STOP));
 	ASSERT_EQ(0, vfio_dirty(self->container, START));
 	ASSERT_EQ(0, vfio_get_bitmap(self->container, MAP_IOVA, MAP_SIZE,
-				     PAGE_4K, bitmap, 8));
+				     VFIO_MIG_PAGE_4K, bitmap, 8));
 	EXPECT_EQ(0, bitmap[0]);
 }
 
@@ -533,12 +535,12 @@ static const struct bad bad_inputs[] = {
 	{ "get size zero",		OP_GET, EINVAL, .size_zero = true },
 	{ "get size unaligned",		OP_GET, EINVAL, .size = MAP_SIZE + 1 },
 	{ "get size not 2M multiple",
-	  OP_GET, EINVAL, .iova = SZ_2M, .pgsize = SZ_2M, .size = SZ_2M + PAGE_4K },
+	  OP_GET, EINVAL, .iova = SZ_2M, .pgsize = SZ_2M, .size = SZ_2M + VFIO_MIG_PAGE_4K },
 	{ "get range wraps",
-	  OP_GET, EINVAL, .iova = ~0ULL - PAGE_4K + 1, .size = 2 * PAGE_4K },
-	{ "get range to 2^64, small bitmap", OP_GET, EINVAL, .iova = PAGE_4K, .size = 0 - PAGE_4K },
+	  OP_GET, EINVAL, .iova = ~0ULL - VFIO_MIG_PAGE_4K + 1, .size = 2 * VFIO_MIG_PAGE_4K },
+	{ "get range to 2^64, small bitmap", OP_GET, EINVAL, .iova = VFIO_MIG_PAGE_4K, .size = 0 - VFIO_MIG_PAGE_4K },
 	{ "get bitmap size zero",	OP_GET, EINVAL, .bsize = NONE },
-	{ "get bitmap one word short",	OP_GET, EINVAL, .size = 128 * PAGE_4K, .bsize = 8 },
+	{ "get bitmap one word short",	OP_GET, EINVAL, .size = 128 * VFIO_MIG_PAGE_4K, .bsize = 8 },
 	{ "get bitmap 4 bytes",		OP_GET, EINVAL, .bsize = 4 },
 	{ "get bitmap too large",	OP_GET, E2BIG, .bsize = 1ULL << 50 },
 	{ "get bitmap NULL",		OP_GET, EFAULT, .bdata = B_NULL },
@@ -548,8 +550,8 @@ static const struct bad bad_inputs[] = {
 	{ "get bitmap wraps address space", OP_GET, EFAULT, .bdata = B_WRAP },
 	/* 32 dirty bits land in the writable word, 32 in the read-only one */
 	{ "get bitmap half read-only",
-	  OP_GET, EFAULT, .bdata = B_HALF_RO, .iova = MAP_IOVA - 32 * PAGE_4K,
-	  .size = 128 * PAGE_4K },
+	  OP_GET, EFAULT, .bdata = B_HALF_RO, .iova = MAP_IOVA - 32 * VFIO_MIG_PAGE_4K,
+	  .size = 128 * VFIO_MIG_PAGE_4K },
 	{ "unmap argsz without bitmap",	OP_UNMAP, EINVAL, .argsz_delta = 24 },
 	{ "unmap argsz one byte short",	OP_UNMAP, EINVAL, .argsz_delta = 1 },
 	{ "unmap bitmap and ALL",	OP_UNMAP, EINVAL, .flags = VFIO_DMA_UNMAP_FLAG_ALL },
@@ -559,11 +561,11 @@ static const struct bad bad_inputs[] = {
 	{ "unmap pgsize 2 KiB",		OP_UNMAP, EINVAL, .pgsize = 2048 },
 	{ "unmap pgsize 3 GiB",		OP_UNMAP, EINVAL, .pgsize = 3 * SZ_1G },
 	{ "unmap iova unaligned",	OP_UNMAP, EINVAL, .iova_delta = 512 },
-	{ "unmap bisects the mapping",	OP_UNMAP, EINVAL, .iova_delta = PAGE_4K },
+	{ "unmap bisects the mapping",	OP_UNMAP, EINVAL, .iova_delta = VFIO_MIG_PAGE_4K },
 	{ "unmap size unaligned",	OP_UNMAP, EINVAL, .size = MAP_SIZE - 1 },
 	{ "unmap bitmap size zero",	OP_UNMAP, EINVAL, .bsize = NONE },
 	{ "unmap bitmap short",
-	  OP_UNMAP, EINVAL, .size = 128 * PAGE_4K, .iova_delta = -(64 * (int64_t)PAGE_4K),
+	  OP_UNMAP, EINVAL, .size = 128 * VFIO_MIG_PAGE_4K, .iova_delta = -(64 * (int64_t)VFIO_MIG_PAGE_4K),
 	  .bsize = 8 },
 	{ "unmap bitmap too large",	OP_UNMAP, E2BIG, .bsize = 1ULL << 50 },
 	{ "unmap bitmap NULL",		OP_UNMAP, EFAULT, .bdata = B_NULL },
@@ -571,8 +573,8 @@ static const struct bad bad_inputs[] = {
 	{ "unmap bitmap read-only",	OP_UNMAP, EFAULT, .bdata = B_RO },
 	{ "unmap bitmap unmapped",	OP_UNMAP, EFAULT, .bdata = B_UNMAPPED },
 	{ "unmap bitmap half read-only",
-	  OP_UNMAP, EFAULT, .bdata = B_HALF_RO, .iova_delta = -(32 * (int64_t)PAGE_4K),
-	  .size = 128 * PAGE_4K },
+	  OP_UNMAP, EFAULT, .bdata = B_HALF_RO, .iova_delta = -(32 * (int64_t)VFIO_MIG_PAGE_4K),
+	  .size = 128 * VFIO_MIG_PAGE_4K },
 };
 
 struct pages {
@@ -599,11 +601,11 @@ static int run_bad(int container, const struct bad *b, struct pages *p)
 {
 	uint64_t iova = (b->iova ? b->iova : MAP_IOVA) + b->iova_delta;
 	uint64_t size = b->size_zero ? 0 : (b->size ? b->size : MAP_SIZE);
-	uint64_t pgsize = b->pgsize == NONE ? 0 : (b->pgsize ? b->pgsize : PAGE_4K);
+	uint64_t pgsize = b->pgsize == NONE ? 0 : (b->pgsize ? b->pgsize : VFIO_MIG_PAGE_4K);
 	uint64_t bsize = b->bsize == NONE ? 0 : (b->bsize ? b->bsize : 16);
 	uint64_t *data = bad_bitmap(b, p);
 
-	memset(p->rw, 0, 2 * PAGE_4K);
+	memset(p->rw, 0, 2 * VFIO_MIG_PAGE_4K);
 	if (b->op == OP_DIRTY) {
 		struct vfio_iommu_type1_dirty_bitmap db = {
 			.argsz = sizeof(db) - b->argsz_delta,
@@ -614,10 +616,10 @@ static int run_bad(int container, const struct bad *b, struct pages *p)
 	}
 	if (b->op == OP_GET)
 		return -vfio_get_bitmap_raw(container,
-					    sizeof(struct dirty_get) - b->argsz_delta,
+					    sizeof(struct vfio_mig_dirty_get) - b->argsz_delta,
 					    iova, size, pgsize, data, bsize);
 	return -vfio_unmap_bitmap_raw(container,
-				      sizeof(struct unmap_bitmap) - b->argsz_delta,
+				      sizeof(struct vfio_mig_unmap_bitmap) - b->argsz_delta,
 				      b->flags, iova, size, pgsize, data, bsize,
 				      NULL);
 }
@@ -632,15 +634,15 @@ TEST_F(mixed, bad_inputs_change_nothing)
 	/* pages: 2 writable, 1 read-only, 1 writable (its last 8 bytes
 	 * start the half read-only bitmap), 1 read-only, 1 unmapped
 	 */
-	area = anon(7 * PAGE_4K, PROT_READ | PROT_WRITE);
+	area = anon(7 * VFIO_MIG_PAGE_4K, PROT_READ | PROT_WRITE);
 	ASSERT_NE(MAP_FAILED, area);
 	p.rw = area;
-	p.ro = area + 2 * PAGE_4K;
-	p.half = area + 4 * PAGE_4K - 8;
-	p.gone = area + 6 * PAGE_4K;
-	ASSERT_EQ(0, mprotect(p.ro, PAGE_4K, PROT_READ));
-	ASSERT_EQ(0, mprotect(area + 4 * PAGE_4K, PAGE_4K, PROT_READ));
-	ASSERT_EQ(0, munmap(p.gone, PAGE_4K));
+	p.ro = area + 2 * VFIO_MIG_PAGE_4K;
+	p.half = area + 4 * VFIO_MIG_PAGE_4K - 8;
+	p.gone = area + 6 * VFIO_MIG_PAGE_4K;
+	ASSERT_EQ(0, mprotect(p.ro, VFIO_MIG_PAGE_4K, PROT_READ));
+	ASSERT_EQ(0, mprotect(area + 4 * VFIO_MIG_PAGE_4K, VFIO_MIG_PAGE_4K, PROT_READ));
+	ASSERT_EQ(0, munmap(p.gone, VFIO_MIG_PAGE_4K));
 
 	detach_edu(_metadata, &self->edu);	/* every page dirty, once */
 
@@ -659,9 +661,9 @@ TEST_F(mixed, bad_inputs_change_nothing)
 	/* no bad call reset a bit */
 	bitmap[0] = 0;
 	ASSERT_EQ(0, vfio_get_bitmap(self->container, MAP_IOVA, MAP_SIZE,
-				     PAGE_4K, bitmap, 8));
+				     VFIO_MIG_PAGE_4K, bitmap, 8));
 	EXPECT_EQ(~0ULL, bitmap[0]);
-	munmap(area, 6 * PAGE_4K);
+	munmap(area, 6 * VFIO_MIG_PAGE_4K);
 }
 
 TEST_HARNESS_MAIN

@@ -46,13 +46,13 @@
 #include <stdarg.h>
 #include <time.h>
 
-#include "migdev.h"
+#include <vfio_mig_migdev.h>
 
 #define FUZZ_TIMEOUT	86400	/* the budget bounds a run, not the harness */
 
 #define WIN_IOVA	0x100000ULL	/* the IOVA window the fuzzer maps in */
 #define WIN_PAGES	128ULL
-#define WIN_SIZE	(WIN_PAGES * PAGE_4K)
+#define WIN_SIZE	(WIN_PAGES * VFIO_MIG_PAGE_4K)
 #define WIN_END		(WIN_IOVA + WIN_SIZE)
 #define BUF_PAGES	256ULL		/* user memory behind the mappings */
 #define MAX_MAPS	64
@@ -68,7 +68,7 @@
 #define KERNEL_PTR	0xffff888000000000ULL
 #define STREAM_BYTES	0x100000
 #define MAX_PENDING	(65 * (8 + 4096ULL) + 8)
-#define V1_ERROR	(V1_SAVING | V1_RESUMING)
+#define MIGDEV_V1_ERROR	(MIGDEV_V1_SAVING | MIGDEV_V1_RESUMING)
 #define DEV_PAGES	16ULL		/* mapped for the migration and BAR tests */
 #define MIXED_RO	3		/* and 11: read-only pages of t1.mixed */
 #define MIXED_NONE	7		/* and 15: inaccessible ones */
@@ -418,7 +418,7 @@ static bool in_win(uint64_t iova)
 
 static uint64_t pg(uint64_t iova)
 {
-	return (iova - WIN_IOVA) / PAGE_4K;
+	return (iova - WIN_IOVA) / VFIO_MIG_PAGE_4K;
 }
 
 /* The page at @iova is in a mapping a device may read and write. */
@@ -451,7 +451,7 @@ static void m_unpin(struct model *m, uint64_t iova, uint64_t size)
 {
 	uint64_t a;
 
-	for (a = WIN_IOVA; a < WIN_END; a += PAGE_4K) {
+	for (a = WIN_IOVA; a < WIN_END; a += VFIO_MIG_PAGE_4K) {
 		if (a < iova || a - iova >= size || !m->pinned[pg(a)])
 			continue;
 		m->npinned -= m->pinned[pg(a)];
@@ -468,7 +468,7 @@ static void m_remove(struct model *m, int i)
 	uint64_t a;
 
 	m_unpin(m, p->iova, p->size);
-	for (a = WIN_IOVA; a < WIN_END; a += PAGE_4K) {
+	for (a = WIN_IOVA; a < WIN_END; a += VFIO_MIG_PAGE_4K) {
 		if (a >= p->iova && a - p->iova < p->size) {
 			m->must[pg(a)] = 0;
 			m->may[pg(a)] = 0;
@@ -504,7 +504,7 @@ static void m_synced(struct model *m)
 
 	for (i = 0; i < WIN_PAGES; i++) {
 		if (m->logged[i] && m->tracking &&
-		    m_find(m, WIN_IOVA + i * PAGE_4K) >= 0)
+		    m_find(m, WIN_IOVA + i * VFIO_MIG_PAGE_4K) >= 0)
 			m->may[i] = 1;
 		m->logged[i] = 0;
 	}
@@ -519,7 +519,7 @@ static void m_reported(struct model *m, uint64_t iova, uint64_t size)
 {
 	uint64_t a;
 
-	for (a = WIN_IOVA; a < WIN_END; a += PAGE_4K) {
+	for (a = WIN_IOVA; a < WIN_END; a += VFIO_MIG_PAGE_4K) {
 		if (a < iova || a - iova >= size)
 			continue;
 		m->may[pg(a)] = m->pinned[pg(a)] && !m->precise;
@@ -555,7 +555,7 @@ static const char * const dma_names[NR_DMA] = {
 
 /* migdev's command number for a DMA_* */
 static const uint32_t dma_cmds[NR_DMA] = {
-	CMD_WRITE_PIN, CMD_WRITE_RW, CMD_PIN, CMD_UNPIN, CMD_WRITE_KEPT, 0,
+	MIGDEV_CMD_WRITE_PIN, MIGDEV_CMD_WRITE_RW, MIGDEV_CMD_PIN, MIGDEV_CMD_UNPIN, MIGDEV_CMD_WRITE_KEPT, 0,
 };
 
 /* The first page of [iova, iova + len) the device cannot pin, or ~0. */
@@ -563,7 +563,7 @@ static uint64_t m_first_bad(struct model *m, uint64_t iova, uint64_t len)
 {
 	uint64_t a;
 
-	for (a = iova & ~(PAGE_4K - 1); a < iova + len; a += PAGE_4K)
+	for (a = iova & ~(VFIO_MIG_PAGE_4K - 1); a < iova + len; a += VFIO_MIG_PAGE_4K)
 		if (!m_rw(m, a))
 			return a;
 	return ~0ULL;
@@ -579,7 +579,7 @@ static int m_dma_predict(struct model *m, int cmd, uint64_t iova, uint64_t len)
 	if (cmd == DMA_BOGUS || !len || len > MAX_DMA || iova + len < iova)
 		return -EINVAL;
 	if (cmd == DMA_KEPT) {
-		for (a = iova & ~(PAGE_4K - 1); a < iova + len; a += PAGE_4K)
+		for (a = iova & ~(VFIO_MIG_PAGE_4K - 1); a < iova + len; a += VFIO_MIG_PAGE_4K)
 			if (!in_win(a) || !m->pinned[pg(a)])
 				return -EFAULT;
 		return 0;
@@ -612,7 +612,7 @@ static void m_dma_apply(struct model *m, int cmd, uint64_t iova, uint64_t len,
 	if (cmd == DMA_BOGUS || !len || len > MAX_DMA || end < iova)
 		return;
 	if (cmd == DMA_KEPT) {
-		for (a = iova & ~(PAGE_4K - 1); !ret && a < end; a += PAGE_4K) {
+		for (a = iova & ~(VFIO_MIG_PAGE_4K - 1); !ret && a < end; a += VFIO_MIG_PAGE_4K) {
 			m_dirty(m, a, MUST_WRITTEN);
 			/* reported when the log is read out, tracking or not */
 			if (m->precise)
@@ -621,7 +621,7 @@ static void m_dma_apply(struct model *m, int cmd, uint64_t iova, uint64_t len,
 		return;
 	}
 	bad = m_first_bad(m, iova, len);
-	for (a = iova & ~(PAGE_4K - 1); a < end && a != bad; a += PAGE_4K) {
+	for (a = iova & ~(VFIO_MIG_PAGE_4K - 1); a < end && a != bad; a += VFIO_MIG_PAGE_4K) {
 		if (cmd != DMA_KEEP) {
 			/* a failed command wrote a part, maybe */
 			bool part = ret && wrote && in_win(a) && wrote[pg(a)];
@@ -657,11 +657,11 @@ static void m_check_data(struct fuzz *f, struct model *m, uint64_t iova,
 {
 	uint64_t a, b, pos, n, step;
 
-	for (a = iova & ~(PAGE_4K - 1); a < iova + len; a += PAGE_4K)
-		for (b = a + PAGE_4K; b < iova + len; b += PAGE_4K)
+	for (a = iova & ~(VFIO_MIG_PAGE_4K - 1); a < iova + len; a += VFIO_MIG_PAGE_4K)
+		for (b = a + VFIO_MIG_PAGE_4K; b < iova + len; b += VFIO_MIG_PAGE_4K)
 			if (m_uaddr(m, a) == m_uaddr(m, b))
 				return;
-	step = len <= 2 * PAGE_4K ? 1 : 61;
+	step = len <= 2 * VFIO_MIG_PAGE_4K ? 1 : 61;
 	for (pos = 0, n = 0; pos < len; pos += step, n++) {
 		uint8_t *p = m_uaddr(m, iova + pos);
 
@@ -703,13 +703,13 @@ static void pick_dma_half(struct fuzz *f, struct model *m, struct mapping *p,
 {
 	uint64_t a;
 
-	for (a = p->iova + PAGE_4K; a - p->iova < p->size && a < WIN_END; a += PAGE_4K) {
+	for (a = p->iova + VFIO_MIG_PAGE_4K; a - p->iova < p->size && a < WIN_END; a += VFIO_MIG_PAGE_4K) {
 		if (m_rw(m, a))
 			continue;
-		if (!m_rw(m, a - PAGE_4K))
+		if (!m_rw(m, a - VFIO_MIG_PAGE_4K))
 			return;
-		*iova = a - 1 - below(f, PAGE_4K);
-		*len = a - *iova + 1 + below(f, PAGE_4K);
+		*iova = a - 1 - below(f, VFIO_MIG_PAGE_4K);
+		*len = a - *iova + 1 + below(f, VFIO_MIG_PAGE_4K);
 		return;
 	}
 }
@@ -729,15 +729,15 @@ static void pick_dma(struct fuzz *f, struct model *m, int *cmd, uint64_t *iova,
 	if (p && p->size <= WIN_SIZE && chance(f, 75))
 		*iova = p->iova + below(f, p->size);
 	else
-		*iova = WIN_IOVA - 2 * PAGE_4K + below(f, WIN_SIZE + 4 * PAGE_4K);
+		*iova = WIN_IOVA - 2 * VFIO_MIG_PAGE_4K + below(f, WIN_SIZE + 4 * VFIO_MIG_PAGE_4K);
 
 	if (chance(f, 30))
-		*iova &= ~(PAGE_4K - 1);
+		*iova &= ~(VFIO_MIG_PAGE_4K - 1);
 	r = below(f, 100);
 	if (r < 55)
-		*len = 1 + below(f, 2 * PAGE_4K);
+		*len = 1 + below(f, 2 * VFIO_MIG_PAGE_4K);
 	else if (r < 80)
-		*len = (1 + below(f, 3)) * PAGE_4K;
+		*len = (1 + below(f, 3)) * VFIO_MIG_PAGE_4K;
 	else if (r < 90)
 		*len = 4;
 	else if (r < 94)
@@ -745,9 +745,9 @@ static void pick_dma(struct fuzz *f, struct model *m, int *cmd, uint64_t *iova,
 	else if (r < 97)
 		*len = MAX_DMA + 1 + below(f, 3);
 	else
-		*len = PAGE_4K;
+		*len = VFIO_MIG_PAGE_4K;
 	if (r >= 97)	/* past the top of the IOVA space */
-		*iova = -PAGE_4K + below(f, PAGE_4K);
+		*iova = -VFIO_MIG_PAGE_4K + below(f, VFIO_MIG_PAGE_4K);
 	if (p && chance(f, 30))
 		pick_dma_half(f, m, p, iova, len);
 }
@@ -765,7 +765,7 @@ struct snap {
 	uint64_t iova[SNAP_PAGES];	/* the transfer's part of a page */
 	uint64_t len[SNAP_PAGES];
 	uint8_t *uaddr[SNAP_PAGES];
-	uint8_t old[SNAP_PAGES][PAGE_4K];
+	uint8_t old[SNAP_PAGES][VFIO_MIG_PAGE_4K];
 };
 
 static void snap_take(struct model *m, struct snap *s, uint64_t iova,
@@ -776,11 +776,11 @@ static void snap_take(struct model *m, struct snap *s, uint64_t iova,
 	int i, j;
 
 	s->n = 0;
-	if (!len || len > (SNAP_PAGES - 1) * PAGE_4K || iova + len < iova)
+	if (!len || len > (SNAP_PAGES - 1) * VFIO_MIG_PAGE_4K || iova + len < iova)
 		return;
-	for (a = iova & ~(PAGE_4K - 1); a < iova + len; a += PAGE_4K) {
+	for (a = iova & ~(VFIO_MIG_PAGE_4K - 1); a < iova + len; a += VFIO_MIG_PAGE_4K) {
 		lo = a > iova ? a : iova;
-		hi = a + PAGE_4K < iova + len ? a + PAGE_4K : iova + len;
+		hi = a + VFIO_MIG_PAGE_4K < iova + len ? a + VFIO_MIG_PAGE_4K : iova + len;
 		u = m_uaddr(m, lo);
 		if (!in_win(a) || !u || m_user_kind(m, (uintptr_t)u) == 2)
 			continue;
@@ -791,7 +791,7 @@ static void snap_take(struct model *m, struct snap *s, uint64_t iova,
 	}
 	for (i = 0; i < s->n; i++)
 		for (j = i + 1; j < s->n; j++)
-			if (((uintptr_t)s->uaddr[i] ^ (uintptr_t)s->uaddr[j]) < PAGE_4K) {
+			if (((uintptr_t)s->uaddr[i] ^ (uintptr_t)s->uaddr[j]) < VFIO_MIG_PAGE_4K) {
 				s->len[i] = 0;
 				s->len[j] = 0;
 			}
@@ -875,42 +875,42 @@ FIXTURE_SETUP(type1)
 
 	self->s.buf = MAP_FAILED;
 	if (ret == -ENODEV)
-		VFIO_SKIP_OR_FAIL("migdev", return, "needs a third %s mdev",
-				  variant->type);
+		SKIP(return, "migdev: needs a third %s mdev",
+		     variant->type);
 	ASSERT_EQ(0, ret);
-	self->s.buf = anon(BUF_PAGES * PAGE_4K, PROT_READ | PROT_WRITE);
-	self->s.ro = anon(16 * PAGE_4K, PROT_READ);
-	self->s.none = anon(16 * PAGE_4K, PROT_NONE);
-	self->s.edge = anon(2 * PAGE_4K, PROT_READ | PROT_WRITE);
+	self->s.buf = anon(BUF_PAGES * VFIO_MIG_PAGE_4K, PROT_READ | PROT_WRITE);
+	self->s.ro = anon(16 * VFIO_MIG_PAGE_4K, PROT_READ);
+	self->s.none = anon(16 * VFIO_MIG_PAGE_4K, PROT_NONE);
+	self->s.edge = anon(2 * VFIO_MIG_PAGE_4K, PROT_READ | PROT_WRITE);
 	ASSERT_NE(MAP_FAILED, self->s.edge);
-	ASSERT_EQ(0, mprotect(self->s.edge + PAGE_4K, PAGE_4K, PROT_NONE));
-	self->s.mixed = anon(16 * PAGE_4K, PROT_READ | PROT_WRITE);
+	ASSERT_EQ(0, mprotect(self->s.edge + VFIO_MIG_PAGE_4K, VFIO_MIG_PAGE_4K, PROT_NONE));
+	self->s.mixed = anon(16 * VFIO_MIG_PAGE_4K, PROT_READ | PROT_WRITE);
 	ASSERT_NE(MAP_FAILED, self->s.mixed);
 	self->s.bm = calloc(BM_WORDS + BM_GUARD, 8);
 	ASSERT_NE(MAP_FAILED, self->s.buf);
 	ASSERT_NE(MAP_FAILED, self->s.ro);
 	ASSERT_NE(MAP_FAILED, self->s.none);
 	ASSERT_NE(NULL, self->s.bm);
-	memset(self->s.buf, 0, BUF_PAGES * PAGE_4K);
+	memset(self->s.buf, 0, BUF_PAGES * VFIO_MIG_PAGE_4K);
 	memset(&self->s.m, 0, sizeof(self->s.m));
 	self->s.m.precise = variant->precise;
-	m_bad_mem(&self->s.m, self->s.ro, self->s.ro + 16 * PAGE_4K, true);
-	m_bad_mem(&self->s.m, self->s.none, self->s.none + 16 * PAGE_4K, false);
-	ASSERT_EQ(0, mprotect(self->s.mixed + MIXED_RO * PAGE_4K, PAGE_4K, PROT_READ));
-	ASSERT_EQ(0, mprotect(self->s.mixed + (MIXED_RO + 8) * PAGE_4K, PAGE_4K,
+	m_bad_mem(&self->s.m, self->s.ro, self->s.ro + 16 * VFIO_MIG_PAGE_4K, true);
+	m_bad_mem(&self->s.m, self->s.none, self->s.none + 16 * VFIO_MIG_PAGE_4K, false);
+	ASSERT_EQ(0, mprotect(self->s.mixed + MIXED_RO * VFIO_MIG_PAGE_4K, VFIO_MIG_PAGE_4K, PROT_READ));
+	ASSERT_EQ(0, mprotect(self->s.mixed + (MIXED_RO + 8) * VFIO_MIG_PAGE_4K, VFIO_MIG_PAGE_4K,
 			      PROT_READ));
-	ASSERT_EQ(0, mprotect(self->s.mixed + MIXED_NONE * PAGE_4K, PAGE_4K,
+	ASSERT_EQ(0, mprotect(self->s.mixed + MIXED_NONE * VFIO_MIG_PAGE_4K, VFIO_MIG_PAGE_4K,
 			      PROT_NONE));
-	ASSERT_EQ(0, mprotect(self->s.mixed + (MIXED_NONE + 8) * PAGE_4K, PAGE_4K,
+	ASSERT_EQ(0, mprotect(self->s.mixed + (MIXED_NONE + 8) * VFIO_MIG_PAGE_4K, VFIO_MIG_PAGE_4K,
 			      PROT_NONE));
-	m_bad_mem(&self->s.m, self->s.mixed + MIXED_RO * PAGE_4K,
-		  self->s.mixed + (MIXED_RO + 1) * PAGE_4K, true);
-	m_bad_mem(&self->s.m, self->s.mixed + (MIXED_RO + 8) * PAGE_4K,
-		  self->s.mixed + (MIXED_RO + 9) * PAGE_4K, true);
-	m_bad_mem(&self->s.m, self->s.mixed + MIXED_NONE * PAGE_4K,
-		  self->s.mixed + (MIXED_NONE + 1) * PAGE_4K, false);
-	m_bad_mem(&self->s.m, self->s.mixed + (MIXED_NONE + 8) * PAGE_4K,
-		  self->s.mixed + (MIXED_NONE + 9) * PAGE_4K, false);
+	m_bad_mem(&self->s.m, self->s.mixed + MIXED_RO * VFIO_MIG_PAGE_4K,
+		  self->s.mixed + (MIXED_RO + 1) * VFIO_MIG_PAGE_4K, true);
+	m_bad_mem(&self->s.m, self->s.mixed + (MIXED_RO + 8) * VFIO_MIG_PAGE_4K,
+		  self->s.mixed + (MIXED_RO + 9) * VFIO_MIG_PAGE_4K, true);
+	m_bad_mem(&self->s.m, self->s.mixed + MIXED_NONE * VFIO_MIG_PAGE_4K,
+		  self->s.mixed + (MIXED_NONE + 1) * VFIO_MIG_PAGE_4K, false);
+	m_bad_mem(&self->s.m, self->s.mixed + (MIXED_NONE + 8) * VFIO_MIG_PAGE_4K,
+		  self->s.mixed + (MIXED_NONE + 9) * VFIO_MIG_PAGE_4K, false);
 	self->s.avail0 = dma_avail(self->s.md.container);
 	ASSERT_NE(~0U, self->s.avail0);
 }
@@ -919,11 +919,11 @@ FIXTURE_TEARDOWN(type1)
 {
 	migdev_close(&self->s.md);
 	if (self->s.buf != MAP_FAILED) {
-		munmap(self->s.buf, BUF_PAGES * PAGE_4K);
-		munmap(self->s.ro, 16 * PAGE_4K);
-		munmap(self->s.none, 16 * PAGE_4K);
-		munmap(self->s.mixed, 16 * PAGE_4K);
-		munmap(self->s.edge, 2 * PAGE_4K);
+		munmap(self->s.buf, BUF_PAGES * VFIO_MIG_PAGE_4K);
+		munmap(self->s.ro, 16 * VFIO_MIG_PAGE_4K);
+		munmap(self->s.none, 16 * VFIO_MIG_PAGE_4K);
+		munmap(self->s.mixed, 16 * VFIO_MIG_PAGE_4K);
+		munmap(self->s.edge, 2 * VFIO_MIG_PAGE_4K);
 		free(self->s.bm);
 	}
 }
@@ -933,8 +933,8 @@ static void pick_map_range(struct fuzz *f, uint64_t *iova, uint64_t *size)
 {
 	uint64_t pages = chance(f, 70) ? 1 + below(f, 4) : 1 + below(f, 32);
 
-	*iova = WIN_IOVA + below(f, WIN_PAGES - pages + 1) * PAGE_4K;
-	*size = pages * PAGE_4K;
+	*iova = WIN_IOVA + below(f, WIN_PAGES - pages + 1) * VFIO_MIG_PAGE_4K;
+	*size = pages * VFIO_MIG_PAGE_4K;
 }
 
 static int do_map(int container, uint32_t argsz, uint32_t flags,
@@ -999,10 +999,10 @@ static void t1_map(struct t1 *self, struct fuzz *f)
 		 * nothing at MAP, so this maps; the device's writes fail.
 		 */
 		pick_map_range(f, &iova, &size);
-		pages = size / PAGE_4K > 16 ? 16 : size / PAGE_4K;
-		size = pages * PAGE_4K;
+		pages = size / VFIO_MIG_PAGE_4K > 16 ? 16 : size / VFIO_MIG_PAGE_4K;
+		size = pages * VFIO_MIG_PAGE_4K;
 		vaddr = (uintptr_t)(chance(f, 50) ? self->ro : self->none) +
-			below(f, 16 - pages + 1) * PAGE_4K;
+			below(f, 16 - pages + 1) * VFIO_MIG_PAGE_4K;
 		mem = " (unwritable)";
 	} else if (chance(f, 8)) {
 		/*
@@ -1010,15 +1010,15 @@ static void t1_map(struct t1 *self, struct fuzz *f)
 		 * reaches one from a page before it stops part-way.
 		 */
 		pick_map_range(f, &iova, &size);
-		pages = size / PAGE_4K > 16 ? 16 : size / PAGE_4K;
-		size = pages * PAGE_4K;
-		vaddr = (uintptr_t)self->mixed + below(f, 16 - pages + 1) * PAGE_4K;
+		pages = size / VFIO_MIG_PAGE_4K > 16 ? 16 : size / VFIO_MIG_PAGE_4K;
+		size = pages * VFIO_MIG_PAGE_4K;
+		vaddr = (uintptr_t)self->mixed + below(f, 16 - pages + 1) * VFIO_MIG_PAGE_4K;
 		mem = " (holes)";
 	} else {
 		pick_map_range(f, &iova, &size);
-		pages = size / PAGE_4K;
+		pages = size / VFIO_MIG_PAGE_4K;
 		vaddr = (uintptr_t)self->buf +
-			below(f, BUF_PAGES - pages + 1) * PAGE_4K;
+			below(f, BUF_PAGES - pages + 1) * VFIO_MIG_PAGE_4K;
 		if (chance(f, 8))
 			flags = chance(f, 50) ? VFIO_DMA_MAP_FLAG_READ :
 						VFIO_DMA_MAP_FLAG_WRITE;
@@ -1047,24 +1047,24 @@ static void t1_map_bad(struct t1 *self, struct fuzz *f)
 	vaddr = (uintptr_t)self->buf;
 	switch (kind) {
 	case 0:
-		iova += 1 + below(f, PAGE_4K - 1);
+		iova += 1 + below(f, VFIO_MIG_PAGE_4K - 1);
 		break;
 	case 1:
-		size += 1 + below(f, PAGE_4K - 1);
+		size += 1 + below(f, VFIO_MIG_PAGE_4K - 1);
 		break;
 	case 2:
-		vaddr += 1 + below(f, PAGE_4K - 1);
+		vaddr += 1 + below(f, VFIO_MIG_PAGE_4K - 1);
 		break;
 	case 3:
 		size = 0;
 		break;
 	case 4:		/* the IOVA wraps */
-		iova = -(1 + below(f, 4)) * PAGE_4K;
-		size = 8 * PAGE_4K;
+		iova = -(1 + below(f, 4)) * VFIO_MIG_PAGE_4K;
+		size = 8 * VFIO_MIG_PAGE_4K;
 		break;
 	case 5:		/* the user address wraps */
-		vaddr = -(1 + below(f, 4)) * PAGE_4K;
-		size = 8 * PAGE_4K;
+		vaddr = -(1 + below(f, 4)) * VFIO_MIG_PAGE_4K;
+		size = 8 * VFIO_MIG_PAGE_4K;
 		break;
 	case 6:
 		flags |= 1U << (3 + below(f, 29));
@@ -1096,8 +1096,8 @@ static void t1_map_bad(struct t1 *self, struct fuzz *f)
 static uint64_t pick_pgsize(struct fuzz *f)
 {
 	static const uint64_t sizes[] = {
-		PAGE_4K, PAGE_4K, PAGE_4K, PAGE_4K, PAGE_4K, PAGE_4K,
-		2 * PAGE_4K, 16 * PAGE_4K, SZ_2M, SZ_1G,
+		VFIO_MIG_PAGE_4K, VFIO_MIG_PAGE_4K, VFIO_MIG_PAGE_4K, VFIO_MIG_PAGE_4K, VFIO_MIG_PAGE_4K, VFIO_MIG_PAGE_4K,
+		2 * VFIO_MIG_PAGE_4K, 16 * VFIO_MIG_PAGE_4K, SZ_2M, SZ_1G,
 	};
 
 	return sizes[below(f, ARRAY_SIZE(sizes))];
@@ -1118,8 +1118,8 @@ static uint64_t *bm_ptr(struct t1 *self, int kind)
 	case BM_KERNEL:
 		return (uint64_t *)KERNEL_PTR;
 	case BM_EDGE:	/* one word, then a fault */
-		memset(self->edge + PAGE_4K - 8, 0, 8);
-		return (uint64_t *)(self->edge + PAGE_4K - 8);
+		memset(self->edge + VFIO_MIG_PAGE_4K - 8, 0, 8);
+		return (uint64_t *)(self->edge + VFIO_MIG_PAGE_4K - 8);
 	}
 	memset(self->bm, 0, BM_WORDS * 8);
 	memset(self->bm + BM_WORDS, 0x5a, BM_GUARD * 8);
@@ -1134,7 +1134,7 @@ static uint64_t *bm_edge(struct t1 *self)
 {
 	uint64_t *bm = bm_ptr(self, BM_OK);
 
-	memcpy(bm, self->edge + PAGE_4K - 8, 8);
+	memcpy(bm, self->edge + VFIO_MIG_PAGE_4K - 8, 8);
 	return bm;
 }
 
@@ -1145,7 +1145,7 @@ static uint64_t *bm_edge(struct t1 *self)
 static int bm_predict(uint64_t iova, uint64_t size, uint64_t pgsize,
 		      uint64_t bmsize, int kind)
 {
-	if (!pgsize || (pgsize & (pgsize - 1)) || pgsize > SZ_1G || pgsize < PAGE_4K)
+	if (!pgsize || (pgsize & (pgsize - 1)) || pgsize > SZ_1G || pgsize < VFIO_MIG_PAGE_4K)
 		return -EINVAL;
 	if (!size || ((iova | size) & (pgsize - 1)) || iova + size - 1 < iova)
 		return -EINVAL;
@@ -1177,7 +1177,7 @@ static void t1_check_bits(struct fuzz *f, struct model *m, const uint64_t *bm,
 			lo = WIN_IOVA;
 		if (hi > WIN_END)
 			hi = WIN_END;
-		for (a = lo; a < hi; a += PAGE_4K) {
+		for (a = lo; a < hi; a += VFIO_MIG_PAGE_4K) {
 			must = m->must[pg(a)] > must ? m->must[pg(a)] : must;
 			may |= m->may[pg(a)] | m->logged[pg(a)];
 		}
@@ -1222,7 +1222,7 @@ static bool m_clean(struct model *m, uint64_t iova, uint64_t size)
 {
 	uint64_t a;
 
-	for (a = WIN_IOVA; a < WIN_END; a += PAGE_4K)
+	for (a = WIN_IOVA; a < WIN_END; a += VFIO_MIG_PAGE_4K)
 		if (a >= iova && a - iova < size && m->must[pg(a)])
 			return false;
 	return true;
@@ -1245,13 +1245,13 @@ static void pick_get_range(struct fuzz *f, struct model *m, uint64_t pgsize,
 		*iova = p->iova;
 		*size = p->size > WIN_SIZE ? WIN_SIZE : p->size;
 		if (chance(f, 30))
-			*size += below(f, 8) * PAGE_4K;
+			*size += below(f, 8) * VFIO_MIG_PAGE_4K;
 	} else if (r < 60) {
 		*iova = WIN_IOVA;
 		*size = WIN_SIZE;
 	} else {
-		*iova = WIN_IOVA - 4 * PAGE_4K + below(f, WIN_PAGES + 8) * PAGE_4K;
-		*size = (1 + below(f, WIN_PAGES)) * PAGE_4K;
+		*iova = WIN_IOVA - 4 * VFIO_MIG_PAGE_4K + below(f, WIN_PAGES + 8) * VFIO_MIG_PAGE_4K;
+		*size = (1 + below(f, WIN_PAGES)) * VFIO_MIG_PAGE_4K;
 	}
 	*size += *iova & (pgsize - 1);
 	*iova &= ~(pgsize - 1);
@@ -1264,7 +1264,7 @@ static int do_get(int container, uint32_t argsz, uint32_t flags, uint64_t iova,
 		  uint64_t size, uint64_t pgsize, uint64_t *bitmap,
 		  uint64_t bmsize)
 {
-	struct dirty_get arg = {
+	struct vfio_mig_dirty_get arg = {
 		.db.argsz = argsz,
 		.db.flags = flags,
 		.get.iova = iova,
@@ -1280,19 +1280,19 @@ static int do_get(int container, uint32_t argsz, uint32_t flags, uint64_t iova,
 /* GET_BITMAP, well formed or not. */
 static void t1_get(struct t1 *self, struct fuzz *f)
 {
-	uint32_t argsz = sizeof(struct dirty_get), flags = GET;
+	uint32_t argsz = sizeof(struct vfio_mig_dirty_get), flags = GET;
 	uint64_t iova, size, pgsize = pick_pgsize(f), bmsize;
 	struct model *m = &self->m;
 	int kind = BM_OK, bad = 0, want, ret;
 	uint64_t *ptr;
 
 	pick_get_range(f, m, pgsize, &iova, &size);
-	bmsize = bitmap_bytes(size, pgsize);
+	bmsize = vfio_mig_bitmap_bytes(size, pgsize);
 	if (chance(f, 25)) {
 		bad = 1 + below(f, 12);
 		switch (bad) {
 		case 1:
-			pgsize = PAGE_4K * (3 + 2 * below(f, 4));
+			pgsize = VFIO_MIG_PAGE_4K * (3 + 2 * below(f, 4));
 			break;
 		case 2:
 			pgsize = below(f, 2) ? 0 : 1ULL << below(f, 12);
@@ -1303,7 +1303,7 @@ static void t1_get(struct t1 *self, struct fuzz *f)
 			iova = 0;
 			break;
 		case 4:
-			iova += pgsize == PAGE_4K ? 512 : PAGE_4K;
+			iova += pgsize == VFIO_MIG_PAGE_4K ? 512 : VFIO_MIG_PAGE_4K;
 			break;
 		case 5:
 			size = 0;
@@ -1314,7 +1314,7 @@ static void t1_get(struct t1 *self, struct fuzz *f)
 			bmsize = 8;
 			break;
 		case 7:
-			bmsize = bitmap_bytes(size, pgsize) - 8 + below(f, 8);
+			bmsize = vfio_mig_bitmap_bytes(size, pgsize) - 8 + below(f, 8);
 			break;
 		case 8:
 			bmsize = 1ULL << (50 + below(f, 8));
@@ -1365,7 +1365,7 @@ static int do_unmap(int container, uint32_t argsz, uint32_t flags,
 		    uint64_t iova, uint64_t *size, uint64_t pgsize,
 		    uint64_t *bitmap, uint64_t bmsize)
 {
-	struct unmap_bitmap arg = {
+	struct vfio_mig_unmap_bitmap arg = {
 		.unmap.argsz = argsz,
 		.unmap.flags = flags,
 		.unmap.iova = iova,
@@ -1420,10 +1420,10 @@ static void pick_unmap_range(struct fuzz *f, struct model *m, uint64_t *iova,
 		*iova = p->iova;
 		*size = p->size;
 		if (chance(f, 25))
-			*size += below(f, 6) * PAGE_4K;
+			*size += below(f, 6) * VFIO_MIG_PAGE_4K;
 		if (chance(f, 10)) {
-			*iova -= below(f, 3) * PAGE_4K;
-			*size += 2 * PAGE_4K;
+			*iova -= below(f, 3) * VFIO_MIG_PAGE_4K;
+			*size += 2 * VFIO_MIG_PAGE_4K;
 		}
 	} else if (r < 70) {
 		*iova = WIN_IOVA;
@@ -1436,7 +1436,7 @@ static void pick_unmap_range(struct fuzz *f, struct model *m, uint64_t *iova,
 static void t1_unmap(struct t1 *self, struct fuzz *f, bool bitmap)
 {
 	uint32_t argsz = sizeof(struct vfio_iommu_type1_dma_unmap), flags = 0;
-	uint64_t iova, size, out, unmapped, pgsize = PAGE_4K, bmsize = 0;
+	uint64_t iova, size, out, unmapped, pgsize = VFIO_MIG_PAGE_4K, bmsize = 0;
 	struct model *m = &self->m;
 	int kind = BM_OK, want, ret;
 	uint64_t *ptr = NULL;
@@ -1444,13 +1444,13 @@ static void t1_unmap(struct t1 *self, struct fuzz *f, bool bitmap)
 
 	pick_unmap_range(f, m, &iova, &size);
 	if (bitmap) {
-		argsz = sizeof(struct unmap_bitmap);
+		argsz = sizeof(struct vfio_mig_unmap_bitmap);
 		flags = UNMAP_GET;
 		if (size == HUGE_SIZE)
 			pgsize = SZ_1G;
 		else if (chance(f, 20))
 			pgsize = pick_pgsize(f);
-		bmsize = bitmap_bytes(size, pgsize);
+		bmsize = vfio_mig_bitmap_bytes(size, pgsize);
 		if (bmsize > BM_WORDS * 8)
 			bmsize = BM_WORDS * 8;
 		if (chance(f, 10))
@@ -1506,8 +1506,8 @@ static void t1_unmap(struct t1 *self, struct fuzz *f, bool bitmap)
 
 static void t1_unmap_bad(struct t1 *self, struct fuzz *f)
 {
-	uint32_t argsz = sizeof(struct unmap_bitmap), flags = 0;
-	uint64_t iova, size, out, pgsize = PAGE_4K, bmsize;
+	uint32_t argsz = sizeof(struct vfio_mig_unmap_bitmap), flags = 0;
+	uint64_t iova, size, out, pgsize = VFIO_MIG_PAGE_4K, bmsize;
 	struct model *m = &self->m;
 	int kind = below(f, 10), ret, want = -EINVAL;
 
@@ -1533,16 +1533,16 @@ static void t1_unmap_bad(struct t1 *self, struct fuzz *f)
 		want = -EBUSY;
 		break;
 	case 5:
-		iova += 1 + below(f, PAGE_4K - 1);
+		iova += 1 + below(f, VFIO_MIG_PAGE_4K - 1);
 		flags = chance(f, 50) ? UNMAP_GET : 0;
 		break;
 	case 6:
-		size = chance(f, 50) ? 0 : size + 1 + below(f, PAGE_4K - 1);
+		size = chance(f, 50) ? 0 : size + 1 + below(f, VFIO_MIG_PAGE_4K - 1);
 		flags = chance(f, 50) ? UNMAP_GET : 0;
 		break;
 	case 7:
-		iova = -2 * PAGE_4K;
-		size = 4 * PAGE_4K;
+		iova = -2 * VFIO_MIG_PAGE_4K;
+		size = 4 * VFIO_MIG_PAGE_4K;
 		break;
 	case 8:		/* UNMAP_ALL takes neither iova nor size */
 		flags = UNMAP_ALL;
@@ -1551,12 +1551,12 @@ static void t1_unmap_bad(struct t1 *self, struct fuzz *f)
 		else
 			size = 0;
 		if (!iova && !size)
-			size = PAGE_4K;
+			size = VFIO_MIG_PAGE_4K;
 		break;
 	default:	/* tracking off (or a bitmap of the wrong size) */
 		flags = UNMAP_GET;
 		if (m->tracking)
-			bmsize = bitmap_bytes(size, pgsize) - 8;
+			bmsize = vfio_mig_bitmap_bytes(size, pgsize) - 8;
 		break;
 	}
 	fz_op(f, OP_UNMAP_BAD, "kind %d argsz %u flags 0x%x iova 0x%llx size 0x%llx",
@@ -1658,7 +1658,7 @@ static void t1_info(struct t1 *self, struct fuzz *f)
 	if (ret)
 		return;
 	CHECK(f, info->flags & VFIO_IOMMU_INFO_PGSIZES, "flags 0x%x", info->flags);
-	CHECK(f, info->iova_pgsizes & PAGE_4K, "iova_pgsizes 0x%llx",
+	CHECK(f, info->iova_pgsizes & VFIO_MIG_PAGE_4K, "iova_pgsizes 0x%llx",
 	      (unsigned long long)info->iova_pgsizes);
 	if (argsz < sizeof(buf))
 		return;
@@ -1668,8 +1668,8 @@ static void t1_info(struct t1 *self, struct fuzz *f)
 	if (mig) {
 		CHECK(f, mig->flags == 0 && *(uint32_t *)((char *)mig + 12) == 0,
 		      "flags or padding not zero");
-		CHECK(f, (mig->pgsize_bitmap & (PAGE_4K | SZ_2M | SZ_1G)) ==
-		      (PAGE_4K | SZ_2M | SZ_1G), "pgsize_bitmap 0x%llx",
+		CHECK(f, (mig->pgsize_bitmap & (VFIO_MIG_PAGE_4K | SZ_2M | SZ_1G)) ==
+		      (VFIO_MIG_PAGE_4K | SZ_2M | SZ_1G), "pgsize_bitmap 0x%llx",
 		      (unsigned long long)mig->pgsize_bitmap);
 		CHECK(f, mig->max_dirty_bitmap_size >= SZ_1G, "max 0x%llx",
 		      (unsigned long long)mig->max_dirty_bitmap_size);
@@ -1717,13 +1717,13 @@ static void t1_get_all(struct t1 *self, struct fuzz *f)
 	int ret;
 
 	fz_op(f, OP_GET, "the whole window, tracking %d", self->m.tracking);
-	ret = do_get(self->md.container, sizeof(struct dirty_get), GET, WIN_IOVA,
-		     WIN_SIZE, PAGE_4K, bm, WIN_PAGES / 8);
+	ret = do_get(self->md.container, sizeof(struct vfio_mig_dirty_get), GET, WIN_IOVA,
+		     WIN_SIZE, VFIO_MIG_PAGE_4K, bm, WIN_PAGES / 8);
 	EXPECT_RET(f, ret, self->m.tracking ? 0 : -EINVAL);
 	if (ret)
 		return;
 	m_synced(&self->m);
-	t1_check_bits(f, &self->m, bm, WIN_IOVA, WIN_SIZE, PAGE_4K);
+	t1_check_bits(f, &self->m, bm, WIN_IOVA, WIN_SIZE, VFIO_MIG_PAGE_4K);
 	m_reported(&self->m, WIN_IOVA, WIN_SIZE);
 }
 
@@ -1850,32 +1850,32 @@ FIXTURE_SETUP(mig)
 	for (i = 0; i < 2; i++) {
 		ret = migdev_open(&self->s.dev[i], i);
 		if (ret == -ENODEV)
-			VFIO_SKIP_OR_FAIL("migdev", return, "needs two %s mdevs",
-					  MIGDEV_TYPE);
+			SKIP(return, "migdev: needs two %s mdevs",
+			     MIGDEV_TYPE);
 		ASSERT_EQ(0, ret);
-		self->s.buf[i] = anon(DEV_PAGES * PAGE_4K, PROT_READ | PROT_WRITE);
+		self->s.buf[i] = anon(DEV_PAGES * VFIO_MIG_PAGE_4K, PROT_READ | PROT_WRITE);
 		ASSERT_NE(MAP_FAILED, self->s.buf[i]);
 		ASSERT_EQ(0, vfio_map(self->s.dev[i].container, WIN_IOVA,
-				      self->s.buf[i], DEV_PAGES * PAGE_4K));
+				      self->s.buf[i], DEV_PAGES * VFIO_MIG_PAGE_4K));
 		memset(&self->s.m[i], 0, sizeof(self->s.m[i]));
-		m_add(&self->s.m[i], WIN_IOVA, DEV_PAGES * PAGE_4K,
+		m_add(&self->s.m[i], WIN_IOVA, DEV_PAGES * VFIO_MIG_PAGE_4K,
 		      (uintptr_t)self->s.buf[i], RW);
-		self->s.ms[i].state = V1_RUNNING;
+		self->s.ms[i].state = MIGDEV_V1_RUNNING;
 		self->s.ms[i].loaded = false;
 		self->s.ms[i].done = 0;
 	}
 	self->s.stream = malloc(STREAM_BYTES);
 	self->s.snap = malloc(MIGDEV_STATE_BYTES);
 	self->s.state = malloc(MIGDEV_STATE_BYTES);
-	self->s.scratch = malloc(MIGDEV_DATA_BYTES + 4096);	/* and 64 more */
+	self->s.scratch = malloc(MIGDEV_DATA_SIZE + 4096);	/* and 64 more */
 	ASSERT_NE(NULL, self->s.stream);
 	ASSERT_NE(NULL, self->s.snap);
 	ASSERT_NE(NULL, self->s.state);
 	ASSERT_NE(NULL, self->s.scratch);
 	self->s.len = 0;
 	ASSERT_EQ(4096, self->s.dev[1].mmap_offset);
-	ASSERT_LE(MIGDEV_DATA_BYTES, self->s.dev[1].mmap_size);
-	self->s.map = mmap(NULL, MIGDEV_DATA_BYTES, PROT_READ | PROT_WRITE,
+	ASSERT_LE(MIGDEV_DATA_SIZE, self->s.dev[1].mmap_size);
+	self->s.map = mmap(NULL, MIGDEV_DATA_SIZE, PROT_READ | PROT_WRITE,
 			   MAP_SHARED, self->s.dev[1].fd,
 			   self->s.dev[1].mig + self->s.dev[1].mmap_offset);
 	ASSERT_NE(MAP_FAILED, self->s.map);
@@ -1886,11 +1886,11 @@ FIXTURE_TEARDOWN(mig)
 	int i;
 
 	if (self->s.map != MAP_FAILED)
-		munmap(self->s.map, MIGDEV_DATA_BYTES);
+		munmap(self->s.map, MIGDEV_DATA_SIZE);
 	for (i = 0; i < 2; i++) {
 		migdev_close(&self->s.dev[i]);
 		if (self->s.buf[i] != MAP_FAILED)
-			munmap(self->s.buf[i], DEV_PAGES * PAGE_4K);
+			munmap(self->s.buf[i], DEV_PAGES * VFIO_MIG_PAGE_4K);
 	}
 	if (self->s.stream) {
 		free(self->s.stream);
@@ -1912,16 +1912,16 @@ static int ms_predict(struct mstate *s, uint32_t new, bool *either)
 	*either = false;
 	if (new & ~VFIO_DEVICE_STATE_MASK)
 		return -EINVAL;
-	if (old == V1_ERROR)
+	if (old == MIGDEV_V1_ERROR)
 		return -EIO;
-	if (!VFIO_DEVICE_STATE_VALID(new) || new == V1_ERROR)
+	if (!VFIO_DEVICE_STATE_VALID(new) || new == MIGDEV_V1_ERROR)
 		return -EINVAL;
-	if (((old & V1_SAVING) && (new & V1_RESUMING)) ||
-	    ((old & V1_RESUMING) && (new & V1_SAVING)))
+	if (((old & MIGDEV_V1_SAVING) && (new & MIGDEV_V1_RESUMING)) ||
+	    ((old & MIGDEV_V1_RESUMING) && (new & MIGDEV_V1_SAVING)))
 		return -EINVAL;
-	if (old == V1_SAVING && new == (V1_SAVING | V1_RUNNING))
+	if (old == MIGDEV_V1_SAVING && new == (MIGDEV_V1_SAVING | MIGDEV_V1_RUNNING))
 		return -EINVAL;
-	if ((old & V1_RESUMING) && !(new & V1_RESUMING) && s->loaded) {
+	if ((old & MIGDEV_V1_RESUMING) && !(new & MIGDEV_V1_RESUMING) && s->loaded) {
 		if (s->done < 0)
 			*either = true;
 		else if (!s->done)
@@ -1944,13 +1944,13 @@ static int mig_write_state(struct fuzz *f, struct migdev *md, struct mstate *s,
 	else
 		EXPECT_RET(f, ret, want);
 	if (!ret) {
-		if ((new & V1_RESUMING) && !(s->state & V1_RESUMING)) {
+		if ((new & MIGDEV_V1_RESUMING) && !(s->state & MIGDEV_V1_RESUMING)) {
 			s->loaded = false;
 			s->done = 0;
 		}
 		s->state = new;
-	} else if (ret == -EIO && s->state != V1_ERROR) {
-		s->state = V1_ERROR;	/* left a partial stream */
+	} else if (ret == -EIO && s->state != MIGDEV_V1_ERROR) {
+		s->state = MIGDEV_V1_ERROR;	/* left a partial stream */
 	}
 	now = mig_state(md);
 	CHECK(f, now == s->state, "device_state reads 0x%x, expected 0x%x", now,
@@ -1962,11 +1962,11 @@ static void mig_reset(struct fuzz *f, struct migdev *md, struct mstate *s,
 		      struct model *m)
 {
 	EXPECT_RET(f, ioctl(md->fd, VFIO_DEVICE_RESET) ? -errno : 0, 0);
-	s->state = V1_RUNNING;
+	s->state = MIGDEV_V1_RUNNING;
 	s->loaded = false;
 	s->done = 0;
 	m_unpin(m, 0, ~0ULL);
-	CHECK(f, mig_state(md) == V1_RUNNING, "device_state 0x%x after a reset",
+	CHECK(f, mig_state(md) == MIGDEV_V1_RUNNING, "device_state 0x%x after a reset",
 	      mig_state(md));
 }
 
@@ -1974,10 +1974,10 @@ static void mig_reset(struct fuzz *f, struct migdev *md, struct mstate *s,
 static void mig_sane(struct fuzz *f, struct migdev *md, struct model *m)
 {
 	uint32_t seed = rnd(f);
-	uint64_t iova = WIN_IOVA + below(f, DEV_PAGES * PAGE_4K - 64);
+	uint64_t iova = WIN_IOVA + below(f, DEV_PAGES * VFIO_MIG_PAGE_4K - 64);
 
-	CHECK(f, bar0_read32(md, REG_ID) == MIGDEV_ID, "REG_ID 0x%x",
-	      bar0_read32(md, REG_ID));
+	CHECK(f, bar0_read32(md, MIGDEV_REG_ID) == MIGDEV_ID, "MIGDEV_REG_ID 0x%x",
+	      bar0_read32(md, MIGDEV_REG_ID));
 	EXPECT_RET(f, dbg_dma(md, DMA_RW, iova, 64, seed), 0);
 	m_check_data(f, m, iova, 64, seed);
 }
@@ -2001,17 +2001,17 @@ static void mig_access(struct mg *self, struct fuzz *f, int d)
 	else if (r < 80)
 		off = md->mig_size - 16 + below(f, 32);
 	else if (r < 90)
-		off = 4096 + below(f, MIGDEV_DATA_BYTES);
+		off = 4096 + below(f, MIGDEV_DATA_SIZE);
 	else
 		off = below(f, 2) ? 1ULL << (32 + below(f, 8)) : (1ULL << 40) - 4;
 	if (chance(f, 70) && !(len & (len - 1)))
 		off &= ~(uint64_t)((len < 8 ? len : 8) - 1);
-	if (write && off == MIG_STATE && len == 4) {
+	if (write && off == MIGDEV_HDR_STATE && len == 4) {
 		v = chance(f, 85) ? below(f, 8) : (uint32_t)v;
-	} else if (write && off == MIG_DATA_SIZE && len == 8) {
+	} else if (write && off == MIGDEV_HDR_DATA_SIZE && len == 8) {
 		r = below(f, 4);
-		v = r == 0 ? 0 : r == 1 ? below(f, MIGDEV_DATA_BYTES + 1) :
-		    r == 2 ? MIGDEV_DATA_BYTES + 1 + below(f, 1 << 20) : v;
+		v = r == 0 ? 0 : r == 1 ? below(f, MIGDEV_DATA_SIZE + 1) :
+		    r == 2 ? MIGDEV_DATA_SIZE + 1 + below(f, 1 << 20) : v;
 	}
 	memcpy(val, &v, 8);
 	memcpy(val + 8, &v, 8);
@@ -2021,30 +2021,30 @@ static void mig_access(struct mg *self, struct fuzz *f, int d)
 
 	if (off < 32) {
 		switch (off) {
-		case MIG_STATE:
+		case MIGDEV_HDR_STATE:
 			if (len == 4 && write) {
 				mig_write_state(f, md, s, v);
 				return;
 			}
 			want = len == 4 ? 0 : -EINVAL;
 			break;
-		case MIG_RESERVED:
+		case MIGDEV_HDR_RESERVED:
 			want = len == 4 ? 0 : -EINVAL;
 			break;
-		case MIG_PENDING:
+		case MIGDEV_HDR_PENDING:
 			want = len == 8 && !write ? 0 : -EINVAL;
 			break;
-		case MIG_DATA_OFFSET:
+		case MIGDEV_HDR_DATA_OFFSET:
 			want = len == 8 && !write &&
-			       ((s->state & V1_SAVING) || s->state == V1_RESUMING) &&
-			       s->state != V1_ERROR ? 0 : -EINVAL;
+			       ((s->state & MIGDEV_V1_SAVING) || s->state == MIGDEV_V1_RESUMING) &&
+			       s->state != MIGDEV_V1_ERROR ? 0 : -EINVAL;
 			break;
-		case MIG_DATA_SIZE:
+		case MIGDEV_HDR_DATA_SIZE:
 			if (len != 8 || !write) {
 				want = len == 8 ? 0 : -EINVAL;
 				break;
 			}
-			if (s->state != V1_RESUMING || v > MIGDEV_DATA_BYTES)
+			if (s->state != MIGDEV_V1_RESUMING || v > MIGDEV_DATA_SIZE)
 				want = -EINVAL;
 			else if (!v)
 				want = 0;
@@ -2065,7 +2065,7 @@ static void mig_access(struct mg *self, struct fuzz *f, int d)
 		else
 			EXPECT_RET(f, ret, -EIO);
 		if (ret) {
-			s->state = V1_ERROR;
+			s->state = MIGDEV_V1_ERROR;
 		} else {
 			s->loaded = true;
 			s->done = -1;
@@ -2077,23 +2077,23 @@ static void mig_access(struct mg *self, struct fuzz *f, int d)
 		return;
 	memcpy(&v, val, 8);
 	switch (off) {
-	case MIG_STATE:
+	case MIGDEV_HDR_STATE:
 		CHECK(f, (uint32_t)v == s->state, "device_state 0x%x, expected 0x%x",
 		      (uint32_t)v, s->state);
 		break;
-	case MIG_RESERVED:
+	case MIGDEV_HDR_RESERVED:
 		CHECK(f, (uint32_t)v == 0, "reserved reads 0x%x", (uint32_t)v);
 		break;
-	case MIG_PENDING:
-		CHECK(f, v <= MAX_PENDING && (v == 0 || (s->state & V1_SAVING)),
+	case MIGDEV_HDR_PENDING:
+		CHECK(f, v <= MAX_PENDING && (v == 0 || (s->state & MIGDEV_V1_SAVING)),
 		      "pending_bytes 0x%llx in state 0x%x", (unsigned long long)v,
 		      s->state);
 		break;
-	case MIG_DATA_OFFSET:
+	case MIGDEV_HDR_DATA_OFFSET:
 		CHECK(f, v == 4096, "data_offset 0x%llx", (unsigned long long)v);
 		break;
-	case MIG_DATA_SIZE:
-		CHECK(f, v <= MIGDEV_DATA_BYTES && (v == 0 || (s->state & V1_SAVING)),
+	case MIGDEV_HDR_DATA_SIZE:
+		CHECK(f, v <= MIGDEV_DATA_SIZE && (v == 0 || (s->state & MIGDEV_V1_SAVING)),
 		      "data_size 0x%llx in state 0x%x", (unsigned long long)v, s->state);
 		break;
 	}
@@ -2112,9 +2112,9 @@ static void mig_state_op(struct mg *self, struct fuzz *f, int d)
 static void mig_data(struct mg *self, struct fuzz *f, int d)
 {
 	struct migdev *md = &self->dev[d];
-	uint64_t off = 4096 + below(f, MIGDEV_DATA_BYTES + 64) - 32;
+	uint64_t off = 4096 + below(f, MIGDEV_DATA_SIZE + 64) - 32;
 	size_t len = chance(f, 50) ? 1 + below(f, 256) :
-		     1 + below(f, MIGDEV_DATA_BYTES + 16);
+		     1 + below(f, MIGDEV_DATA_SIZE + 16);
 	bool write = chance(f, 50);
 	int want, ret;
 
@@ -2131,7 +2131,7 @@ static void mig_data(struct mg *self, struct fuzz *f, int d)
 		ret = mig_write(md, off, self->scratch, len);
 		/* what was written reads back */
 		if (!ret && !want) {
-			uint8_t *back = self->scratch + MIGDEV_DATA_BYTES + 16;
+			uint8_t *back = self->scratch + MIGDEV_DATA_SIZE + 16;
 			size_t n = len < 64 ? len : 64;
 
 			CHECK(f, !mig_read(md, off + len - n, back, n) &&
@@ -2187,11 +2187,11 @@ static void mig_mmap(struct mg *self, struct fuzz *f, int d)
 /* Save a chunk: data_offset, data_size, the data, then pending_bytes. */
 static int save_one(struct migdev *md, uint8_t *stream, size_t *len)
 {
-	uint64_t off = mig_read64(md, MIG_DATA_OFFSET);
-	uint64_t size = mig_read64(md, MIG_DATA_SIZE);
+	uint64_t off = mig_read64(md, MIGDEV_HDR_DATA_OFFSET);
+	uint64_t size = mig_read64(md, MIGDEV_HDR_DATA_SIZE);
 	int ret;
 
-	if (off != 4096 || size > MIGDEV_DATA_BYTES ||
+	if (off != 4096 || size > MIGDEV_DATA_SIZE ||
 	    *len + 8 + size > STREAM_BYTES)
 		return -EINVAL;
 	ret = mig_read(md, off, stream + *len + 8, size);
@@ -2199,7 +2199,7 @@ static int save_one(struct migdev *md, uint8_t *stream, size_t *len)
 		return ret;
 	memcpy(stream + *len, &size, 8);
 	*len += 8 + size;
-	mig_read64(md, MIG_PENDING);
+	mig_read64(md, MIGDEV_HDR_PENDING);
 	return 0;
 }
 
@@ -2215,25 +2215,25 @@ static void mig_save(struct mg *self, struct fuzz *f)
 
 	fz_op(f, OP_SAVE, "from 0x%x, %d pre-copy rounds", s->state, rounds);
 	f->compound = true;
-	if (s->state != V1_RUNNING)
+	if (s->state != MIGDEV_V1_RUNNING)
 		mig_reset(f, md, s, &self->m[0]);
 	self->len = 0;
-	if (mig_write_state(f, md, s, V1_RUNNING | V1_SAVING))
+	if (mig_write_state(f, md, s, MIGDEV_V1_RUNNING | MIGDEV_V1_SAVING))
 		return;
 	for (i = 0; i < rounds; i++) {
-		if (mig_read64(md, MIG_PENDING))
+		if (mig_read64(md, MIGDEV_HDR_PENDING))
 			EXPECT_RET(f, save_one(md, self->stream, &self->len), 0);
-		EXPECT_RET(f, dbg_dma(md, DMA_RW, WIN_IOVA + below(f, 8 * PAGE_4K),
-				      1 + below(f, 4 * PAGE_4K), rnd(f)), 0);
+		EXPECT_RET(f, dbg_dma(md, DMA_RW, WIN_IOVA + below(f, 8 * VFIO_MIG_PAGE_4K),
+				      1 + below(f, 4 * VFIO_MIG_PAGE_4K), rnd(f)), 0);
 	}
-	if (mig_write_state(f, md, s, V1_SAVING))
+	if (mig_write_state(f, md, s, MIGDEV_V1_SAVING))
 		return;
-	for (n = 0; n < 100 && mig_read64(md, MIG_PENDING); n++)
+	for (n = 0; n < 100 && mig_read64(md, MIGDEV_HDR_PENDING); n++)
 		EXPECT_RET(f, save_one(md, self->stream, &self->len), 0);
-	CHECK(f, !mig_read64(md, MIG_PENDING), "still pending after %d chunks", n);
+	CHECK(f, !mig_read64(md, MIGDEV_HDR_PENDING), "still pending after %d chunks", n);
 	EXPECT_RET(f, migdev_state(md, self->snap), 0);
-	mig_write_state(f, md, s, V1_STOP);
-	if (!mig_write_state(f, md, s, V1_RUNNING) && !f->failed)
+	mig_write_state(f, md, s, MIGDEV_V1_STOP);
+	if (!mig_write_state(f, md, s, MIGDEV_V1_RUNNING) && !f->failed)
 		f->ok[OP_SAVE]++;
 }
 
@@ -2243,9 +2243,9 @@ static bool mig_to_resuming(struct mg *self, struct fuzz *f)
 	struct mstate *s = &self->ms[1];
 	bool either;
 
-	if (ms_predict(s, V1_RESUMING, &either) || s->state == V1_RESUMING)
+	if (ms_predict(s, MIGDEV_V1_RESUMING, &either) || s->state == MIGDEV_V1_RESUMING)
 		mig_reset(f, &self->dev[1], s, &self->m[1]);
-	return !mig_write_state(f, &self->dev[1], s, V1_RESUMING);
+	return !mig_write_state(f, &self->dev[1], s, MIGDEV_V1_RESUMING);
 }
 
 /*
@@ -2256,13 +2256,13 @@ static bool mig_to_resuming(struct mg *self, struct fuzz *f)
 static int resume_one(struct migdev *md, const uint8_t *data, uint64_t size,
 		      uint64_t at, uint8_t *map)
 {
-	uint64_t off = mig_read64(md, MIG_DATA_OFFSET), n;
+	uint64_t off = mig_read64(md, MIGDEV_HDR_DATA_OFFSET), n;
 	int ret;
 
 	if (off != 4096)
 		return -EPROTO;
-	if (size && size <= MIGDEV_DATA_BYTES) {
-		n = at + size > MIGDEV_DATA_BYTES ? MIGDEV_DATA_BYTES - at : size;
+	if (size && size <= MIGDEV_DATA_SIZE) {
+		n = at + size > MIGDEV_DATA_SIZE ? MIGDEV_DATA_SIZE - at : size;
 		if (map) {
 			memcpy(map + at, data, n);
 		} else {
@@ -2271,7 +2271,7 @@ static int resume_one(struct migdev *md, const uint8_t *data, uint64_t size,
 				return ret;
 		}
 	}
-	return mig_write(md, MIG_DATA_SIZE, &size, 8);
+	return mig_write(md, MIGDEV_HDR_DATA_SIZE, &size, 8);
 }
 
 /* The valid stream, replayed as it was saved: the state arrives. */
@@ -2294,7 +2294,7 @@ static void mig_resume(struct mg *self, struct fuzz *f)
 		s->loaded |= !!size;
 	}
 	s->done = 1;
-	if (mig_write_state(f, md, s, V1_RUNNING))
+	if (mig_write_state(f, md, s, MIGDEV_V1_RUNNING))
 		return;
 	EXPECT_RET(f, migdev_state(md, self->state), 0);
 	CHECK(f, !memcmp(self->snap, self->state, MIGDEV_STATE_BYTES),
@@ -2334,13 +2334,13 @@ static void mig_resume_bad(struct mg *self, struct fuzz *f)
 		uint64_t j;
 
 		/* random chunks, some with the right record types */
-		size = chance(f, 80) ? below(f, 9000) : below(f, MIGDEV_DATA_BYTES + 2);
-		for (j = 0; j < size && j < MIGDEV_DATA_BYTES; j++)
+		size = chance(f, 80) ? below(f, 9000) : below(f, MIGDEV_DATA_SIZE + 2);
+		for (j = 0; j < size && j < MIGDEV_DATA_SIZE; j++)
 			chunk[j] = chance(f, 50) ? rnd(f) : below(f, 4);
 		ret = resume_one(md, chunk, size, 0, NULL);
-		if (ret == -EINVAL && size > MIGDEV_DATA_BYTES) {
+		if (ret == -EINVAL && size > MIGDEV_DATA_SIZE) {
 			/* refused before anything was loaded */
-			CHECK(f, mig_state(md) == V1_RESUMING, "state 0x%x",
+			CHECK(f, mig_state(md) == MIGDEV_V1_RESUMING, "state 0x%x",
 			      mig_state(md));
 			ret = 0;
 		} else if (!ret && size) {
@@ -2360,11 +2360,11 @@ static void mig_resume_bad(struct mg *self, struct fuzz *f)
 		at = kind == 4 && chance(f, 40) ? 8 * (1 + below(f, 16)) : 0;
 		if (kind == 3 && chance(f, 50)) {
 			/* too large: refused, nothing changes; then the real one */
-			uint64_t big = MIGDEV_DATA_BYTES + 1 + below(f, 4096);
+			uint64_t big = MIGDEV_DATA_SIZE + 1 + below(f, 4096);
 
 			ret = resume_one(md, chunk, big, 0, NULL);
 			EXPECT_RET(f, ret, -EINVAL);
-			CHECK(f, mig_state(md) == V1_RESUMING,
+			CHECK(f, mig_state(md) == MIGDEV_V1_RESUMING,
 			      "state 0x%x after a chunk too large", mig_state(md));
 		}
 		if (last)
@@ -2392,13 +2392,13 @@ static void mig_resume_bad(struct mg *self, struct fuzz *f)
 		EXPECT_RET2(f, ret, -EINVAL, -EIO);
 	}
 	if (ret) {
-		s->state = V1_ERROR;
-		CHECK(f, mig_state(md) == V1_ERROR,
+		s->state = MIGDEV_V1_ERROR;
+		CHECK(f, mig_state(md) == MIGDEV_V1_ERROR,
 		      "device_state 0x%x after a bad chunk, expected the error state",
 		      mig_state(md));
 	}
-	mig_write_state(f, md, s, V1_RUNNING);
-	if (s->state != V1_RUNNING)
+	mig_write_state(f, md, s, MIGDEV_V1_RUNNING);
+	if (s->state != MIGDEV_V1_RUNNING)
 		mig_reset(f, md, s, &self->m[1]);
 	mig_sane(f, md, &self->m[1]);
 	if (!f->failed)
@@ -2407,7 +2407,7 @@ static void mig_resume_bad(struct mg *self, struct fuzz *f)
 
 static void mig_dma(struct mg *self, struct fuzz *f, int d)
 {
-	uint64_t iova = WIN_IOVA + below(f, DEV_PAGES * PAGE_4K - 64);
+	uint64_t iova = WIN_IOVA + below(f, DEV_PAGES * VFIO_MIG_PAGE_4K - 64);
 	uint64_t len = 1 + below(f, 64);
 	uint32_t seed = rnd(f);
 	int ret;
@@ -2416,7 +2416,7 @@ static void mig_dma(struct mg *self, struct fuzz *f, int d)
 	      self->ms[d].state, (unsigned long long)iova,
 	      (unsigned long long)len);
 	ret = dbg_dma(&self->dev[d], DMA_RW, iova, len, seed);
-	EXPECT_RET(f, ret, self->ms[d].state & V1_RUNNING ? 0 : -EBUSY);
+	EXPECT_RET(f, ret, self->ms[d].state & MIGDEV_V1_RUNNING ? 0 : -EBUSY);
 	if (!ret)
 		m_check_data(f, &self->m[d], iova, len, seed);
 }
@@ -2487,7 +2487,7 @@ struct br {
 	struct migdev md;
 	uint8_t *buf;
 	struct model m;
-	uint8_t regs[MIGDEV_BAR0_BYTES];	/* what BAR0 must read */
+	uint8_t regs[MIGDEV_BAR0_SIZE];	/* what BAR0 must read */
 	uint8_t config[256];
 	bool running;
 	struct fuzz f;
@@ -2502,7 +2502,7 @@ static void bar_model_reset(struct br *self)
 	uint32_t id = MIGDEV_ID;
 
 	memset(self->regs, 0, sizeof(self->regs));
-	memcpy(self->regs + REG_ID, &id, 4);
+	memcpy(self->regs + MIGDEV_REG_ID, &id, 4);
 	self->running = true;
 	m_unpin(&self->m, 0, ~0ULL);
 }
@@ -2513,14 +2513,14 @@ FIXTURE_SETUP(bar)
 
 	self->s.buf = MAP_FAILED;
 	if (ret == -ENODEV)
-		VFIO_SKIP_OR_FAIL("migdev", return, "no %s mdev", MIGDEV_TYPE);
+		SKIP(return, "migdev: no %s mdev", MIGDEV_TYPE);
 	ASSERT_EQ(0, ret);
-	self->s.buf = anon(DEV_PAGES * PAGE_4K, PROT_READ | PROT_WRITE);
+	self->s.buf = anon(DEV_PAGES * VFIO_MIG_PAGE_4K, PROT_READ | PROT_WRITE);
 	ASSERT_NE(MAP_FAILED, self->s.buf);
 	ASSERT_EQ(0, vfio_map(self->s.md.container, WIN_IOVA, self->s.buf,
-			      DEV_PAGES * PAGE_4K));
+			      DEV_PAGES * VFIO_MIG_PAGE_4K));
 	memset(&self->s.m, 0, sizeof(self->s.m));
-	m_add(&self->s.m, WIN_IOVA, DEV_PAGES * PAGE_4K, (uintptr_t)self->s.buf, RW);
+	m_add(&self->s.m, WIN_IOVA, DEV_PAGES * VFIO_MIG_PAGE_4K, (uintptr_t)self->s.buf, RW);
 	bar_model_reset(&self->s);
 	ASSERT_EQ(256, pread(self->s.md.fd, self->s.config, 256, self->s.md.config));
 	ASSERT_EQ(0x1234, self->s.config[0] | self->s.config[1] << 8);
@@ -2531,7 +2531,7 @@ FIXTURE_TEARDOWN(bar)
 {
 	migdev_close(&self->s.md);
 	if (self->s.buf != MAP_FAILED)
-		munmap(self->s.buf, DEV_PAGES * PAGE_4K);
+		munmap(self->s.buf, DEV_PAGES * VFIO_MIG_PAGE_4K);
 }
 
 static uint32_t reg32(struct br *self, unsigned int off)
@@ -2556,10 +2556,10 @@ static int dma_of_cmd(uint32_t cmd)
 /* A DMA command ran (the device was running): its result in the registers. */
 static void bar_ran(struct br *self, struct fuzz *f, int ret)
 {
-	uint32_t status = ret, count = reg32(self, REG_DMA_COUNT) + !ret;
+	uint32_t status = ret, count = reg32(self, MIGDEV_REG_DMA_COUNT) + !ret;
 
-	memcpy(self->regs + REG_DMA_STATUS, &status, 4);
-	memcpy(self->regs + REG_DMA_COUNT, &count, 4);
+	memcpy(self->regs + MIGDEV_REG_DMA_STATUS, &status, 4);
+	memcpy(self->regs + MIGDEV_REG_DMA_COUNT, &count, 4);
 }
 
 /*
@@ -2568,8 +2568,8 @@ static void bar_ran(struct br *self, struct fuzz *f, int ret)
  */
 static void bar_settle(struct br *self, struct fuzz *f)
 {
-	int ret = mig_set_state(&self->md, V1_STOP) ?:
-		  mig_set_state(&self->md, V1_RUNNING);
+	int ret = mig_set_state(&self->md, MIGDEV_V1_STOP) ?:
+		  mig_set_state(&self->md, MIGDEV_V1_RUNNING);
 
 	CHECK(f, !ret, "stop and run again: %d", ret);
 }
@@ -2577,19 +2577,19 @@ static void bar_settle(struct br *self, struct fuzz *f)
 /* The BAR0 command register was written: what the device did. */
 static void bar_cmd(struct br *self, struct fuzz *f)
 {
-	uint32_t cmd = reg32(self, REG_DMA_CMD), seed = reg32(self, REG_DMA_SEED);
-	uint64_t iova, len = reg32(self, REG_DMA_LEN);
+	uint32_t cmd = reg32(self, MIGDEV_REG_DMA_CMD), seed = reg32(self, MIGDEV_REG_DMA_SEED);
+	uint64_t iova, len = reg32(self, MIGDEV_REG_DMA_LEN);
 	int c = dma_of_cmd(cmd), want;
 
-	memcpy(&iova, self->regs + REG_DMA_ADDR, 8);
+	memcpy(&iova, self->regs + MIGDEV_REG_DMA_ADDR, 8);
 	want = m_dma_predict(&self->m, c, iova, len);
 	bar_settle(self, f);
 	m_dma_apply(&self->m, c, iova, len, want, NULL);
 	bar_ran(self, f, want);
-	CHECK(f, bar0_read32(&self->md, REG_DMA_STATUS) == (uint32_t)want,
+	CHECK(f, bar0_read32(&self->md, MIGDEV_REG_DMA_STATUS) == (uint32_t)want,
 	      "command %u at 0x%llx len 0x%llx: status %d, expected %d", cmd,
 	      (unsigned long long)iova, (unsigned long long)len,
-	      (int)bar0_read32(&self->md, REG_DMA_STATUS), want);
+	      (int)bar0_read32(&self->md, MIGDEV_REG_DMA_STATUS), want);
 	if (!want && c != DMA_KEEP && c != DMA_RELEASE && c != DMA_BOGUS)
 		m_check_data(f, &self->m, iova, len, seed);
 	if (!want)
@@ -2620,10 +2620,10 @@ static void bar_dma(struct br *self, struct fuzz *f)
 	EXPECT_RET(f, ret, self->running ? 0 : -EBUSY);
 	if (ret)
 		return;
-	memcpy(self->regs + REG_DMA_ADDR, &iova, 8);
-	memcpy(self->regs + REG_DMA_LEN, &len, 4);
-	memcpy(self->regs + REG_DMA_SEED, &seed, 4);
-	memcpy(self->regs + REG_DMA_CMD, &cmd, 4);
+	memcpy(self->regs + MIGDEV_REG_DMA_ADDR, &iova, 8);
+	memcpy(self->regs + MIGDEV_REG_DMA_LEN, &len, 4);
+	memcpy(self->regs + MIGDEV_REG_DMA_SEED, &seed, 4);
+	memcpy(self->regs + MIGDEV_REG_DMA_CMD, &cmd, 4);
 	bar_cmd(self, f);
 }
 
@@ -2642,20 +2642,20 @@ static void bar_access(struct br *self, struct fuzz *f)
 	else if (r < 80)
 		off = 0x100 + below(f, 0x40);
 	else if (r < 90)
-		off = MIGDEV_BAR0_BYTES - 16 + below(f, 32);
+		off = MIGDEV_BAR0_SIZE - 16 + below(f, 32);
 	else
 		off = below(f, 1ULL << 40);
 	if (chance(f, 85))
 		off &= ~(uint64_t)(len == 8 ? 7 : 3);
-	if (write && off == REG_DMA_CMD && chance(f, 90))
+	if (write && off == MIGDEV_REG_DMA_CMD && chance(f, 90))
 		v = below(f, 7);
-	else if (write && off == REG_DMA_ADDR && chance(f, 80))
-		v = WIN_IOVA - PAGE_4K + below(f, (DEV_PAGES + 2) * PAGE_4K);
-	else if (write && off == REG_DMA_LEN && chance(f, 80))
-		v = chance(f, 10) ? 0 : 1 + below(f, 3 * PAGE_4K);
+	else if (write && off == MIGDEV_REG_DMA_ADDR && chance(f, 80))
+		v = WIN_IOVA - VFIO_MIG_PAGE_4K + below(f, (DEV_PAGES + 2) * VFIO_MIG_PAGE_4K);
+	else if (write && off == MIGDEV_REG_DMA_LEN && chance(f, 80))
+		v = chance(f, 10) ? 0 : 1 + below(f, 3 * VFIO_MIG_PAGE_4K);
 	memcpy(val, &v, 8);
 	memcpy(val + 8, &v, 8);
-	want = off + len <= MIGDEV_BAR0_BYTES && (len == 4 || len == 8) &&
+	want = off + len <= MIGDEV_BAR0_SIZE && (len == 4 || len == 8) &&
 	       !(off % len) ? 0 : -EINVAL;
 	if (!want && write && !self->running)
 		want = -EBUSY;
@@ -2683,16 +2683,16 @@ static void bar_access(struct br *self, struct fuzz *f)
 		      "read 0x%llx, expected 0x%llx",
 		      (unsigned long long)(len == 8 ? v : (uint32_t)v),
 		      (unsigned long long)exp);
-		if (off == REG_ID)
-			CHECK(f, *(uint32_t *)val == MIGDEV_ID, "REG_ID 0x%x",
+		if (off == MIGDEV_REG_ID)
+			CHECK(f, *(uint32_t *)val == MIGDEV_ID, "MIGDEV_REG_ID 0x%x",
 			      *(uint32_t *)val);
 		return;
 	}
-	if (off == REG_DMA_CMD && len == 4) {
+	if (off == MIGDEV_REG_DMA_CMD && len == 4) {
 		memcpy(self->regs + off, val, 4);
 		f->count[OP_BAR_CMD]++;
 		bar_cmd(self, f);
-	} else if ((off >= REG_DMA_ADDR && off < REG_DMA_CMD) || off >= REG_SCRATCH) {
+	} else if ((off >= MIGDEV_REG_DMA_ADDR && off < MIGDEV_REG_DMA_CMD) || off >= MIGDEV_REG_SCRATCH) {
 		memcpy(self->regs + off, val, len);
 	}
 }
@@ -2741,7 +2741,7 @@ static void bar_config(struct br *self, struct fuzz *f)
 		uint32_t bar;
 
 		memcpy(&bar, val, 4);
-		bar = (bar & ~(uint32_t)(MIGDEV_BAR0_BYTES - 1));
+		bar = (bar & ~(uint32_t)(MIGDEV_BAR0_SIZE - 1));
 		memcpy(self->config + 0x10, &bar, 4);
 	}
 }
@@ -2820,7 +2820,7 @@ static void bar_step(struct br *self, struct fuzz *f)
 		bool run = chance(f, 60);
 
 		fz_op(f, OP_STATE, "%s", run ? "running" : "stop");
-		EXPECT_RET(f, mig_set_state(&self->md, run ? V1_RUNNING : V1_STOP), 0);
+		EXPECT_RET(f, mig_set_state(&self->md, run ? MIGDEV_V1_RUNNING : MIGDEV_V1_STOP), 0);
 		self->running = run;
 	} else {
 		fz_op(f, OP_RESET, "device reset");
@@ -2850,12 +2850,12 @@ TEST_F_TIMEOUT(bar, fuzz, FUZZ_TIMEOUT)
 	if (!f->failed) {
 		fz_op(f, OP_VERIFY, "at the end");
 		f->compound = true;
-		EXPECT_EQ(MIGDEV_ID, bar0_read32(&self->s.md, REG_ID));
+		EXPECT_EQ(MIGDEV_ID, bar0_read32(&self->s.md, MIGDEV_REG_ID));
 		EXPECT_EQ(256, pread(self->s.md.fd, config, 256, self->s.md.config));
 		EXPECT_EQ(0, memcmp(config, self->s.config, 256));
 		EXPECT_EQ(0x1234, config[0] | config[1] << 8);
 		EXPECT_EQ(0x1e55, config[2] | config[3] << 8);
-		EXPECT_EQ(0, mig_set_state(&self->s.md, V1_RUNNING));
+		EXPECT_EQ(0, mig_set_state(&self->s.md, MIGDEV_V1_RUNNING));
 		EXPECT_EQ(0, dbg_dma(&self->s.md, DMA_RW, WIN_IOVA + 100, 300, 42));
 		m_check_data(f, &self->s.m, WIN_IOVA + 100, 300, 42);
 		if (!f->failed)

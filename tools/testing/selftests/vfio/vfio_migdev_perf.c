@@ -18,10 +18,10 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 
-#include "vfio_perf.h"
-#include "migdev.h"
+#include <vfio_mig_perf.h>
+#include <vfio_mig_migdev.h>
 
-#define CG_PERF		CG_ROOT "/vfio_migdev_perf"
+#define CG_PERF		VFIO_MIG_CG_ROOT "/vfio_migdev_perf"
 
 static int runs = 11;
 static long most_pages = 10000;
@@ -34,9 +34,9 @@ static bool in_cgroup;
  */
 static void enter_cgroup(void)
 {
-	if (access(CG_ROOT "/cgroup.controllers", F_OK))
-		mount("none", CG_ROOT, "cgroup2", 0, NULL);
-	sysfs_write(CG_ROOT "/cgroup.subtree_control", "+memory");
+	if (access(VFIO_MIG_CG_ROOT "/cgroup.controllers", F_OK))
+		mount("none", VFIO_MIG_CG_ROOT, "cgroup2", 0, NULL);
+	sysfs_write(VFIO_MIG_CG_ROOT "/cgroup.subtree_control", "+memory");
 	mkdir(CG_PERF, 0755);
 	in_cgroup = !sysfs_write(CG_PERF "/cgroup.procs", "0") &&
 		    !access(CG_PERF "/memory.stat", R_OK);
@@ -46,7 +46,7 @@ static void enter_cgroup(void)
 
 static void leave_cgroup(void)
 {
-	if (in_cgroup && !sysfs_write(CG_ROOT "/cgroup.procs", "0"))
+	if (in_cgroup && !sysfs_write(VFIO_MIG_CG_ROOT "/cgroup.procs", "0"))
 		rmdir(CG_PERF);
 }
 
@@ -56,7 +56,7 @@ static double tracking_kib(void)
 	long long slab, vmalloc;
 
 	if (!in_cgroup)
-		return kernel_mem_kib();
+		return perf_kernel_mem_kib();
 	slab = cg_key(CG_PERF, "memory.stat", "slab_unreclaimable");
 	vmalloc = cg_key(CG_PERF, "memory.stat", "vmalloc");
 	return (slab + (vmalloc > 0 ? vmalloc : 0)) / 1024.0;
@@ -71,31 +71,31 @@ static double tracking_kib(void)
 static void pin_cases(struct migdev *md)
 {
 	uint64_t iova = 1ULL << 32, size = 4ULL << 20;
-	double t[2][MAX_RUNS], ratio[MAX_RUNS];
+	double t[2][PERF_MAX_RUNS], ratio[PERF_MAX_RUNS];
 	void *va;
 	int r, on;
 
-	va = anon(size, PROT_READ | PROT_WRITE);
+	va = perf_anon(size, PROT_READ | PROT_WRITE);
 	memset(va, 1, size);
-	must(vfio_map(md->container, iova, va, size), "MAP");
+	perf_must(vfio_map(md->container, iova, va, size), "MAP");
 	for (r = 0; r < runs; r++) {
 		for (on = 1; on >= 0; on--) {
-			must(vfio_dirty(md->container, on ?
+			perf_must(vfio_dirty(md->container, on ?
 					VFIO_IOMMU_DIRTY_PAGES_FLAG_START :
 					VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP), "START/STOP");
-			t[on][r] = now_us();
-			must(migdev_ctl(md, "dma", "keep 0x%llx 0x%llx",
+			t[on][r] = perf_now_us();
+			perf_must(migdev_ctl(md, "dma", "keep 0x%llx 0x%llx",
 					(unsigned long long)iova,
 					(unsigned long long)size), "keep");
-			must(migdev_ctl(md, "dma", "release"), "release");
-			t[on][r] = now_us() - t[on][r];
+			perf_must(migdev_ctl(md, "dma", "release"), "release");
+			t[on][r] = perf_now_us() - t[on][r];
 		}
 		ratio[r] = t[1][r] / t[0][r];
 	}
-	report("pin+unpin 4 KiB, tracking off, per page", t[0], runs, size / 4096, "us");
-	report("pin+unpin 4 KiB, tracking on, per page", t[1], runs, size / 4096, "us");
-	report("pin+unpin 4 KiB, tracking on / off", ratio, runs, 1, "x");
-	must(vfio_unmap(md->container, iova, size), "UNMAP");
+	perf_report("pin+unpin 4 KiB, tracking off, per page", t[0], runs, size / 4096, "us");
+	perf_report("pin+unpin 4 KiB, tracking on, per page", t[1], runs, size / 4096, "us");
+	perf_report("pin+unpin 4 KiB, tracking on / off", ratio, runs, 1, "x");
+	perf_must(vfio_unmap(md->container, iova, size), "UNMAP");
 	munmap(va, size);
 }
 
@@ -107,34 +107,34 @@ static void pin_cases(struct migdev *md)
  */
 static void memory_case(struct migdev *md, long npages)
 {
-	uint64_t iova = 1ULL << 44, stride = SZ_1T / npages & ~4095ULL, i, batch;
+	uint64_t iova = 1ULL << 44, stride = PERF_SZ_1T / npages & ~4095ULL, i, batch;
 	double before, kib;
 	char name[96];
 	char *va;
 
-	va = anon(SZ_1T, PROT_READ | PROT_WRITE);
-	must(vfio_map(md->container, iova, va, SZ_1T), "MAP 1 TiB");
-	must(vfio_dirty(md->container, VFIO_IOMMU_DIRTY_PAGES_FLAG_START), "START");
+	va = perf_anon(PERF_SZ_1T, PROT_READ | PROT_WRITE);
+	perf_must(vfio_map(md->container, iova, va, PERF_SZ_1T), "MAP 1 TiB");
+	perf_must(vfio_dirty(md->container, VFIO_IOMMU_DIRTY_PAGES_FLAG_START), "START");
 	before = tracking_kib();
 	for (i = 0; i < (uint64_t)npages; i += batch) {
 		batch = (uint64_t)npages - i < 512 ? (uint64_t)npages - i : 512;
 		for (uint64_t k = i; k < i + batch; k++)
-			must(migdev_ctl(md, "dma", "rw 0x%llx 8 %llu",
+			perf_must(migdev_ctl(md, "dma", "rw 0x%llx 8 %llu",
 					(unsigned long long)(iova + k * stride),
 					(unsigned long long)k), "rw");
 		/* give the written pages and their page tables back */
 		if (mmap(va + i * stride, batch * stride, PROT_READ | PROT_WRITE,
 			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED,
 			 -1, 0) == MAP_FAILED)
-			must(-1, "mmap");
+			perf_must(-1, "mmap");
 	}
 	kib = tracking_kib() - before;
 	snprintf(name, sizeof(name),
 		 "tracking memory, %ld scattered pages dirty in 1 TiB", npages);
-	report(name, &kib, 1, 1, "KiB");
-	must(vfio_dirty(md->container, VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP), "STOP");
-	must(vfio_unmap(md->container, iova, SZ_1T), "UNMAP 1 TiB");
-	munmap(va, SZ_1T);
+	perf_report(name, &kib, 1, 1, "KiB");
+	perf_must(vfio_dirty(md->container, VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP), "STOP");
+	perf_must(vfio_unmap(md->container, iova, PERF_SZ_1T), "UNMAP 1 TiB");
+	munmap(va, PERF_SZ_1T);
 }
 
 int main(int argc, char **argv)
@@ -145,7 +145,7 @@ int main(int argc, char **argv)
 
 	while ((opt = getopt(argc, argv, "r:n:")) != -1) {
 		if (opt == 'r')
-			runs = atoi(optarg) > MAX_RUNS ? MAX_RUNS : atoi(optarg);
+			runs = atoi(optarg) > PERF_MAX_RUNS ? PERF_MAX_RUNS : atoi(optarg);
 		else if (opt == 'n')
 			most_pages = atol(optarg);
 	}

@@ -10,7 +10,8 @@
 #include <sys/wait.h>
 
 #include "../kselftest_harness.h"
-#include "migdev.h"
+#include <vfio_mig_fail_nth.h>
+#include <vfio_mig_migdev.h>
 
 #define MAX_STREAM	(8 << 20)
 
@@ -31,12 +32,12 @@ FIXTURE_SETUP(mig)
 	self->b.container = -1;
 	self->stream = NULL;
 	if (ret == -ENODEV)
-		VFIO_SKIP_OR_FAIL("migdev", return,
-				  "no " MIGDEV_TYPE " mdev (CONFIG_SAMPLE_VFIO_MDEV_MIGDEV)");
+		SKIP(return,
+		     "migdev: no " MIGDEV_TYPE " mdev (CONFIG_SAMPLE_VFIO_MDEV_MIGDEV)");
 	ASSERT_EQ(0, ret);
 	ret = migdev_open(&self->b, 1);
 	if (ret == -ENODEV)
-		VFIO_SKIP_OR_FAIL("migdev", return, "needs two " MIGDEV_TYPE " mdevs");
+		SKIP(return, "migdev: needs two " MIGDEV_TYPE " mdevs");
 	ASSERT_EQ(0, ret);
 	self->stream = malloc(MAX_STREAM);
 	self->sa = malloc(MIGDEV_STATE_BYTES);
@@ -54,67 +55,16 @@ FIXTURE_TEARDOWN(mig)
 	free(self->stream);
 }
 
-/*
- * Save one chunk as QEMU 7.2 does: data_offset, data_size, the data (from
- * the mmap when @map is set), then pending_bytes, which acknowledges it.
- * Returns the chunk's size, or -errno.
- */
+/* Save one chunk into a stream of up to MAX_STREAM bytes (see the lib). */
 static int64_t save_chunk(struct migdev *md, uint8_t *stream, size_t *len,
 			  void *map)
 {
-	uint64_t off = mig_read64(md, MIG_DATA_OFFSET);
-	uint64_t size = mig_read64(md, MIG_DATA_SIZE);
-
-	if (off == ~0ULL || size == ~0ULL || off + size > md->mig_size)
-		return -EINVAL;
-	if (*len + 8 + size > MAX_STREAM)
-		return -ENOSPC;
-	memcpy(stream + *len, &size, 8);
-	if (map && off >= md->mmap_offset &&
-	    off + size <= md->mmap_offset + md->mmap_size)
-		memcpy(stream + *len + 8, (char *)map + off - md->mmap_offset, size);
-	else if (mig_read(md, off, stream + *len + 8, size))
-		return -EIO;
-	*len += 8 + size;
-	mig_read64(md, MIG_PENDING);
-	return size;
+	return migdev_save_chunk(md, stream, len, MAX_STREAM, map);
 }
 
-/* Stop-and-copy: fetch chunks until nothing is pending; 0 or -errno. */
 static int save_rest(struct migdev *md, uint8_t *stream, size_t *len)
 {
-	int64_t n;
-
-	do {
-		n = save_chunk(md, stream, len, NULL);
-		if (n < 0)
-			return n;
-	} while (n && mig_read64(md, MIG_PENDING));
-	return 0;
-}
-
-/* Resume every chunk of @stream into @md. */
-static int resume_stream(struct migdev *md, const uint8_t *stream, size_t len)
-{
-	size_t pos = 0;
-	int ret;
-
-	while (pos < len) {
-		uint64_t size, off;
-
-		memcpy(&size, stream + pos, 8);
-		off = mig_read64(md, MIG_DATA_OFFSET);
-		if (off == ~0ULL)
-			return -EIO;
-		ret = mig_write(md, off, stream + pos + 8, size);
-		if (ret)
-			return ret;
-		ret = mig_write(md, MIG_DATA_SIZE, &size, 8);
-		if (ret)
-			return ret;
-		pos += 8 + size;
-	}
-	return 0;
+	return migdev_save_rest(md, stream, len, MAX_STREAM);
 }
 
 static void *map_data(struct migdev *md)
@@ -153,26 +103,26 @@ TEST_F(mig, region_and_device_info)
 	EXPECT_EQ(0x1234, config[0] | config[1] << 8);
 	EXPECT_EQ(0x1e55, config[2] | config[3] << 8);
 	EXPECT_EQ(0, config[0x3d]);	/* no interrupt pin */
-	EXPECT_EQ(V1_RUNNING, mig_state(&self->a));
-	ASSERT_EQ(0, mig_read(&self->a, MIG_RESERVED, &reserved, 4));
+	EXPECT_EQ(MIGDEV_V1_RUNNING, mig_state(&self->a));
+	ASSERT_EQ(0, mig_read(&self->a, MIGDEV_HDR_RESERVED, &reserved, 4));
 	EXPECT_EQ(0, reserved);
 	/* not saving: nothing pending */
-	EXPECT_EQ(0, mig_read64(&self->a, MIG_PENDING));
+	EXPECT_EQ(0, mig_read64(&self->a, MIGDEV_HDR_PENDING));
 }
 
 /* Every transition a VMM performs; each read back. */
 TEST_F(mig, legal_transitions)
 {
 	static const uint32_t seq[] = {
-		V1_STOP, V1_RUNNING,				/* pause, resume */
-		V1_SAVING | V1_RUNNING, V1_SAVING, V1_STOP,	/* live */
-		V1_RUNNING, V1_SAVING, V1_STOP,			/* save */
-		V1_RUNNING, V1_SAVING | V1_RUNNING, V1_RUNNING,	/* cancel */
-		V1_SAVING | V1_RUNNING, V1_SAVING, V1_RUNNING,	/* fail late */
-		V1_STOP, V1_SAVING, V1_STOP,			/* paused save */
-		V1_RUNNING, V1_RESUMING, V1_RUNNING,		/* destination */
-		V1_STOP, V1_RESUMING, V1_STOP, V1_RUNNING,
-		V1_RUNNING,					/* same again */
+		MIGDEV_V1_STOP, MIGDEV_V1_RUNNING,				/* pause, resume */
+		MIGDEV_V1_SAVING | MIGDEV_V1_RUNNING, MIGDEV_V1_SAVING, MIGDEV_V1_STOP,	/* live */
+		MIGDEV_V1_RUNNING, MIGDEV_V1_SAVING, MIGDEV_V1_STOP,			/* save */
+		MIGDEV_V1_RUNNING, MIGDEV_V1_SAVING | MIGDEV_V1_RUNNING, MIGDEV_V1_RUNNING,	/* cancel */
+		MIGDEV_V1_SAVING | MIGDEV_V1_RUNNING, MIGDEV_V1_SAVING, MIGDEV_V1_RUNNING,	/* fail late */
+		MIGDEV_V1_STOP, MIGDEV_V1_SAVING, MIGDEV_V1_STOP,			/* paused save */
+		MIGDEV_V1_RUNNING, MIGDEV_V1_RESUMING, MIGDEV_V1_RUNNING,		/* destination */
+		MIGDEV_V1_STOP, MIGDEV_V1_RESUMING, MIGDEV_V1_STOP, MIGDEV_V1_RUNNING,
+		MIGDEV_V1_RUNNING,					/* same again */
 	};
 	unsigned int i;
 
@@ -183,8 +133,8 @@ TEST_F(mig, legal_transitions)
 		EXPECT_EQ(seq[i], mig_state(&self->a));
 	}
 	/* a reserved bit set: refused, nothing changes (reserved_state_bits) */
-	EXPECT_EQ(-EINVAL, mig_set_state(&self->a, V1_STOP | 0x100));
-	EXPECT_EQ(V1_RUNNING, mig_state(&self->a));
+	EXPECT_EQ(-EINVAL, mig_set_state(&self->a, MIGDEV_V1_STOP | 0x100));
+	EXPECT_EQ(MIGDEV_V1_RUNNING, mig_state(&self->a));
 }
 
 /*
@@ -199,47 +149,47 @@ TEST_F(mig, reserved_state_bits)
 	int bit;
 
 	for (bit = 3; bit < 32; bit++) {
-		EXPECT_EQ(-EINVAL, mig_set_state(&self->a, V1_STOP | 1U << bit)) {
+		EXPECT_EQ(-EINVAL, mig_set_state(&self->a, MIGDEV_V1_STOP | 1U << bit)) {
 			ksft_print_msg("bit %d\n", bit);
 		}
-		EXPECT_EQ(V1_RUNNING, mig_state(&self->a));
+		EXPECT_EQ(MIGDEV_V1_RUNNING, mig_state(&self->a));
 	}
 	/* nothing of a refused write happens: the stream does not restart */
 	ASSERT_EQ(0, migdev_ctl(&self->a, "step", "%d", 10));
-	ASSERT_EQ(0, mig_set_state(&self->a, V1_SAVING | V1_RUNNING));
+	ASSERT_EQ(0, mig_set_state(&self->a, MIGDEV_V1_SAVING | MIGDEV_V1_RUNNING));
 	ASSERT_GT(save_chunk(&self->a, self->stream, &self->len, NULL), 0);
-	pending = mig_read64(&self->a, MIG_PENDING);
-	EXPECT_EQ(-EINVAL, mig_set_state(&self->a, V1_SAVING | 0x80000000U));
-	EXPECT_EQ(V1_SAVING | V1_RUNNING, mig_state(&self->a));
-	EXPECT_EQ(pending, mig_read64(&self->a, MIG_PENDING));
+	pending = mig_read64(&self->a, MIGDEV_HDR_PENDING);
+	EXPECT_EQ(-EINVAL, mig_set_state(&self->a, MIGDEV_V1_SAVING | 0x80000000U));
+	EXPECT_EQ(MIGDEV_V1_SAVING | MIGDEV_V1_RUNNING, mig_state(&self->a));
+	EXPECT_EQ(pending, mig_read64(&self->a, MIGDEV_HDR_PENDING));
 	/* QEMU's read-modify-write: keep the other bits, change the low ones */
 	v = mig_state(&self->a);
 	EXPECT_EQ(0, v & ~7U);
-	EXPECT_EQ(0, mig_set_state(&self->a, (v & ~7U) | V1_SAVING));
-	EXPECT_EQ(V1_SAVING, mig_state(&self->a));
+	EXPECT_EQ(0, mig_set_state(&self->a, (v & ~7U) | MIGDEV_V1_SAVING));
+	EXPECT_EQ(MIGDEV_V1_SAVING, mig_state(&self->a));
 	v = mig_state(&self->a);
-	EXPECT_EQ(0, mig_set_state(&self->a, (v & ~7U) | V1_RUNNING));
-	EXPECT_EQ(V1_RUNNING, mig_state(&self->a));
+	EXPECT_EQ(0, mig_set_state(&self->a, (v & ~7U) | MIGDEV_V1_RUNNING));
+	EXPECT_EQ(MIGDEV_V1_RUNNING, mig_state(&self->a));
 }
 
 /* Invalid states and forbidden transitions: EINVAL, state unchanged. */
 TEST_F(mig, illegal_transitions)
 {
 	static const struct { uint32_t from, to; } bad[] = {
-		{ V1_RUNNING, V1_RESUMING | V1_RUNNING },		/* 101b */
-		{ V1_RUNNING, V1_RESUMING | V1_SAVING | V1_RUNNING },	/* 111b */
-		{ V1_RUNNING, V1_RESUMING | V1_SAVING },		/* error */
-		{ V1_STOP, V1_RESUMING | V1_RUNNING },
-		{ V1_SAVING | V1_RUNNING, V1_RESUMING },
-		{ V1_SAVING, V1_RESUMING },
-		{ V1_RESUMING, V1_SAVING },
-		{ V1_RESUMING, V1_SAVING | V1_RUNNING },
+		{ MIGDEV_V1_RUNNING, MIGDEV_V1_RESUMING | MIGDEV_V1_RUNNING },		/* 101b */
+		{ MIGDEV_V1_RUNNING, MIGDEV_V1_RESUMING | MIGDEV_V1_SAVING | MIGDEV_V1_RUNNING },	/* 111b */
+		{ MIGDEV_V1_RUNNING, MIGDEV_V1_RESUMING | MIGDEV_V1_SAVING },		/* error */
+		{ MIGDEV_V1_STOP, MIGDEV_V1_RESUMING | MIGDEV_V1_RUNNING },
+		{ MIGDEV_V1_SAVING | MIGDEV_V1_RUNNING, MIGDEV_V1_RESUMING },
+		{ MIGDEV_V1_SAVING, MIGDEV_V1_RESUMING },
+		{ MIGDEV_V1_RESUMING, MIGDEV_V1_SAVING },
+		{ MIGDEV_V1_RESUMING, MIGDEV_V1_SAVING | MIGDEV_V1_RUNNING },
 	};
 	unsigned int i;
 
 	for (i = 0; i < ARRAY_SIZE(bad); i++) {
-		ASSERT_EQ(0, mig_set_state(&self->a, V1_RUNNING));
-		if (bad[i].from != V1_RUNNING)
+		ASSERT_EQ(0, mig_set_state(&self->a, MIGDEV_V1_RUNNING));
+		if (bad[i].from != MIGDEV_V1_RUNNING)
 			ASSERT_EQ(0, mig_set_state(&self->a, bad[i].from));
 		EXPECT_EQ(-EINVAL, mig_set_state(&self->a, bad[i].to)) {
 			ksft_print_msg("%u -> %u\n", bad[i].from, bad[i].to);
@@ -254,25 +204,25 @@ TEST_F(mig, natural_width_only)
 	uint64_t v = 0;
 	uint8_t b[32];
 
-	EXPECT_EQ(-EINVAL, mig_read(&self->a, MIG_STATE, &v, 8));
-	EXPECT_EQ(-EINVAL, mig_read(&self->a, MIG_STATE, &v, 2));
-	EXPECT_EQ(-EINVAL, mig_read(&self->a, MIG_STATE + 1, &v, 1));
-	EXPECT_EQ(-EINVAL, mig_read(&self->a, MIG_PENDING, &v, 4));
-	EXPECT_EQ(-EINVAL, mig_read(&self->a, MIG_PENDING + 4, &v, 4));
-	EXPECT_EQ(-EINVAL, mig_read(&self->a, MIG_DATA_OFFSET + 1, &v, 8));
-	EXPECT_EQ(-EINVAL, mig_read(&self->a, MIG_DATA_SIZE, &v, 2));
+	EXPECT_EQ(-EINVAL, mig_read(&self->a, MIGDEV_HDR_STATE, &v, 8));
+	EXPECT_EQ(-EINVAL, mig_read(&self->a, MIGDEV_HDR_STATE, &v, 2));
+	EXPECT_EQ(-EINVAL, mig_read(&self->a, MIGDEV_HDR_STATE + 1, &v, 1));
+	EXPECT_EQ(-EINVAL, mig_read(&self->a, MIGDEV_HDR_PENDING, &v, 4));
+	EXPECT_EQ(-EINVAL, mig_read(&self->a, MIGDEV_HDR_PENDING + 4, &v, 4));
+	EXPECT_EQ(-EINVAL, mig_read(&self->a, MIGDEV_HDR_DATA_OFFSET + 1, &v, 8));
+	EXPECT_EQ(-EINVAL, mig_read(&self->a, MIGDEV_HDR_DATA_SIZE, &v, 2));
 	EXPECT_EQ(-EINVAL, mig_read(&self->a, 0, b, sizeof(b)));
 	EXPECT_EQ(-EINVAL, mig_read(&self->a, 32, &v, 8));
 	EXPECT_EQ(-EINVAL, mig_read(&self->a, 4088, &v, 8));
-	EXPECT_EQ(-EINVAL, mig_write(&self->a, MIG_PENDING, &v, 8));
-	EXPECT_EQ(-EINVAL, mig_write(&self->a, MIG_DATA_OFFSET, &v, 8));
-	EXPECT_EQ(-EINVAL, mig_write(&self->a, MIG_STATE, &v, 8));
+	EXPECT_EQ(-EINVAL, mig_write(&self->a, MIGDEV_HDR_PENDING, &v, 8));
+	EXPECT_EQ(-EINVAL, mig_write(&self->a, MIGDEV_HDR_DATA_OFFSET, &v, 8));
+	EXPECT_EQ(-EINVAL, mig_write(&self->a, MIGDEV_HDR_STATE, &v, 8));
 	EXPECT_EQ(-EINVAL, mig_read(&self->a, self->a.mig_size - 4, &v, 8));
 	/* data_size is written only when resuming */
-	EXPECT_EQ(-EINVAL, mig_write(&self->a, MIG_DATA_SIZE, &v, 8));
+	EXPECT_EQ(-EINVAL, mig_write(&self->a, MIGDEV_HDR_DATA_SIZE, &v, 8));
 	/* data_offset means nothing outside saving and resuming */
-	EXPECT_EQ(-EINVAL, mig_read(&self->a, MIG_DATA_OFFSET, &v, 8));
-	EXPECT_EQ(V1_RUNNING, mig_state(&self->a));
+	EXPECT_EQ(-EINVAL, mig_read(&self->a, MIGDEV_HDR_DATA_OFFSET, &v, 8));
+	EXPECT_EQ(MIGDEV_V1_RUNNING, mig_state(&self->a));
 }
 
 /*
@@ -289,8 +239,8 @@ TEST_F(mig, save_and_resume_byte_for_byte)
 
 	ASSERT_NE(NULL, map);
 	ASSERT_EQ(0, migdev_ctl(&self->a, "step", "%d", 200));
-	ASSERT_EQ(0, mig_set_state(&self->a, V1_SAVING | V1_RUNNING));
-	while (mig_read64(&self->a, MIG_PENDING) && round < 64) {
+	ASSERT_EQ(0, mig_set_state(&self->a, MIGDEV_V1_SAVING | MIGDEV_V1_RUNNING));
+	while (mig_read64(&self->a, MIGDEV_HDR_PENDING) && round < 64) {
 		n = save_chunk(&self->a, self->stream, &self->len,
 			       round % 2 ? map : NULL);
 		ASSERT_GE(n, 0);
@@ -298,19 +248,19 @@ TEST_F(mig, save_and_resume_byte_for_byte)
 			ASSERT_EQ(0, migdev_ctl(&self->a, "step", "%d", 3));
 	}
 	EXPECT_GT(round, 4);
-	ASSERT_EQ(0, mig_set_state(&self->a, V1_SAVING));
+	ASSERT_EQ(0, mig_set_state(&self->a, MIGDEV_V1_SAVING));
 	ASSERT_EQ(0, save_rest(&self->a, self->stream, &self->len));
-	EXPECT_EQ(0, mig_read64(&self->a, MIG_PENDING));
-	ASSERT_EQ(0, mig_set_state(&self->a, V1_STOP));
+	EXPECT_EQ(0, mig_read64(&self->a, MIGDEV_HDR_PENDING));
+	ASSERT_EQ(0, mig_set_state(&self->a, MIGDEV_V1_STOP));
 	ksft_print_msg("%u pre-copy rounds, %zu bytes\n", round, self->len);
 
 	ASSERT_EQ(0, migdev_state(&self->a, self->sa));
 	ASSERT_EQ(0, migdev_state(&self->b, self->sb));
 	ASSERT_NE(0, memcmp(self->sa, self->sb, MIGDEV_STATE_BYTES));
 
-	ASSERT_EQ(0, mig_set_state(&self->b, V1_RESUMING));
-	ASSERT_EQ(0, resume_stream(&self->b, self->stream, self->len));
-	ASSERT_EQ(0, mig_set_state(&self->b, V1_RUNNING));
+	ASSERT_EQ(0, mig_set_state(&self->b, MIGDEV_V1_RESUMING));
+	ASSERT_EQ(0, migdev_resume(&self->b, self->stream, self->len));
+	ASSERT_EQ(0, mig_set_state(&self->b, MIGDEV_V1_RUNNING));
 	ASSERT_EQ(0, migdev_state(&self->b, self->sb));
 	EXPECT_EQ(0, memcmp(self->sa, self->sb, MIGDEV_STATE_BYTES));
 	munmap(map, self->a.mmap_size);
@@ -326,48 +276,48 @@ TEST_F(mig, repeated_and_short_reads)
 	uint64_t size1, size2, p1, p2;
 	uint8_t *c1 = self->stream, *c2 = self->stream + 65536;
 
-	ASSERT_EQ(0, mig_set_state(&self->a, V1_SAVING));
-	p1 = mig_read64(&self->a, MIG_PENDING);
-	p2 = mig_read64(&self->a, MIG_PENDING);
+	ASSERT_EQ(0, mig_set_state(&self->a, MIGDEV_V1_SAVING));
+	p1 = mig_read64(&self->a, MIGDEV_HDR_PENDING);
+	p2 = mig_read64(&self->a, MIGDEV_HDR_PENDING);
 	EXPECT_EQ(p1, p2);
 	EXPECT_GT(p1, 0);
 	/* reading data_offset makes a chunk: a non-empty one, in the section */
-	EXPECT_EQ(4096, mig_read64(&self->a, MIG_DATA_OFFSET));
-	size1 = mig_read64(&self->a, MIG_DATA_SIZE);
+	EXPECT_EQ(4096, mig_read64(&self->a, MIGDEV_HDR_DATA_OFFSET));
+	size1 = mig_read64(&self->a, MIGDEV_HDR_DATA_SIZE);
 	ASSERT_GT(size1, 0);
 	ASSERT_LE(size1, self->a.mmap_size);
 	ASSERT_LE(size1, p1);
 	ASSERT_EQ(0, mig_read(&self->a, 4096, c1, size1));
-	EXPECT_EQ(4096, mig_read64(&self->a, MIG_DATA_OFFSET));
-	size2 = mig_read64(&self->a, MIG_DATA_SIZE);
+	EXPECT_EQ(4096, mig_read64(&self->a, MIGDEV_HDR_DATA_OFFSET));
+	size2 = mig_read64(&self->a, MIGDEV_HDR_DATA_SIZE);
 	ASSERT_EQ(size1, size2);
 	ASSERT_EQ(0, mig_read(&self->a, 4096, c2, size2));
 	EXPECT_EQ(0, memcmp(c1, c2, size1));
 	/* a short read, then the acknowledgment: the stream goes on */
 	ASSERT_EQ(0, mig_read(&self->a, 4096, c1, 16));
-	EXPECT_EQ(p1 - size1, mig_read64(&self->a, MIG_PENDING));
-	EXPECT_EQ(p1 - size1, mig_read64(&self->a, MIG_PENDING));
+	EXPECT_EQ(p1 - size1, mig_read64(&self->a, MIGDEV_HDR_PENDING));
+	EXPECT_EQ(p1 - size1, mig_read64(&self->a, MIGDEV_HDR_PENDING));
 }
 
 /* A save cancelled half-way, then a whole one: the whole one resumes. */
 TEST_F(mig, interrupted_save_then_complete)
 {
 	ASSERT_EQ(0, migdev_ctl(&self->a, "step", "%d", 50));
-	ASSERT_EQ(0, mig_set_state(&self->a, V1_SAVING | V1_RUNNING));
+	ASSERT_EQ(0, mig_set_state(&self->a, MIGDEV_V1_SAVING | MIGDEV_V1_RUNNING));
 	ASSERT_GT(save_chunk(&self->a, self->stream, &self->len, NULL), 0);
-	ASSERT_EQ(0, mig_set_state(&self->a, V1_RUNNING));	/* cancel */
+	ASSERT_EQ(0, mig_set_state(&self->a, MIGDEV_V1_RUNNING));	/* cancel */
 	ASSERT_EQ(0, migdev_ctl(&self->a, "step", "%d", 5));
 	self->len = 0;
-	ASSERT_EQ(0, mig_set_state(&self->a, V1_SAVING));
+	ASSERT_EQ(0, mig_set_state(&self->a, MIGDEV_V1_SAVING));
 	ASSERT_EQ(0, save_rest(&self->a, self->stream, &self->len));
-	ASSERT_EQ(0, mig_set_state(&self->a, V1_STOP));
+	ASSERT_EQ(0, mig_set_state(&self->a, MIGDEV_V1_STOP));
 
 	/* resuming can be interrupted too, and started again */
-	ASSERT_EQ(0, mig_set_state(&self->b, V1_RESUMING));
-	ASSERT_EQ(0, mig_set_state(&self->b, V1_STOP));
-	ASSERT_EQ(0, mig_set_state(&self->b, V1_RESUMING));
-	ASSERT_EQ(0, resume_stream(&self->b, self->stream, self->len));
-	ASSERT_EQ(0, mig_set_state(&self->b, V1_RUNNING));
+	ASSERT_EQ(0, mig_set_state(&self->b, MIGDEV_V1_RESUMING));
+	ASSERT_EQ(0, mig_set_state(&self->b, MIGDEV_V1_STOP));
+	ASSERT_EQ(0, mig_set_state(&self->b, MIGDEV_V1_RESUMING));
+	ASSERT_EQ(0, migdev_resume(&self->b, self->stream, self->len));
+	ASSERT_EQ(0, mig_set_state(&self->b, MIGDEV_V1_RUNNING));
 	EXPECT_SAME_STATE();
 }
 
@@ -377,34 +327,34 @@ TEST_F(mig, error_state_and_reset)
 	uint8_t junk[64] = { 0x7f };
 	uint64_t size = sizeof(junk);
 
-	ASSERT_EQ(0, mig_set_state(&self->b, V1_RESUMING));
-	ASSERT_EQ(0, mig_write(&self->b, mig_read64(&self->b, MIG_DATA_OFFSET),
+	ASSERT_EQ(0, mig_set_state(&self->b, MIGDEV_V1_RESUMING));
+	ASSERT_EQ(0, mig_write(&self->b, mig_read64(&self->b, MIGDEV_HDR_DATA_OFFSET),
 			       junk, size));
-	EXPECT_EQ(-EINVAL, mig_write(&self->b, MIG_DATA_SIZE, &size, 8));
-	EXPECT_EQ(V1_SAVING | V1_RESUMING, mig_state(&self->b));
-	EXPECT_EQ(-EIO, mig_set_state(&self->b, V1_RUNNING));
-	EXPECT_EQ(-EIO, mig_set_state(&self->b, V1_STOP));
-	EXPECT_EQ(V1_SAVING | V1_RESUMING, mig_state(&self->b));
+	EXPECT_EQ(-EINVAL, mig_write(&self->b, MIGDEV_HDR_DATA_SIZE, &size, 8));
+	EXPECT_EQ(MIGDEV_V1_SAVING | MIGDEV_V1_RESUMING, mig_state(&self->b));
+	EXPECT_EQ(-EIO, mig_set_state(&self->b, MIGDEV_V1_RUNNING));
+	EXPECT_EQ(-EIO, mig_set_state(&self->b, MIGDEV_V1_STOP));
+	EXPECT_EQ(MIGDEV_V1_SAVING | MIGDEV_V1_RESUMING, mig_state(&self->b));
 	ASSERT_EQ(0, ioctl(self->b.fd, VFIO_DEVICE_RESET));
-	EXPECT_EQ(V1_RUNNING, mig_state(&self->b));
+	EXPECT_EQ(MIGDEV_V1_RUNNING, mig_state(&self->b));
 	/* oversized data_size: EINVAL before anything is consumed */
-	ASSERT_EQ(0, mig_set_state(&self->b, V1_RESUMING));
+	ASSERT_EQ(0, mig_set_state(&self->b, MIGDEV_V1_RESUMING));
 	size = self->b.mig_size;
-	EXPECT_EQ(-EINVAL, mig_write(&self->b, MIG_DATA_SIZE, &size, 8));
-	EXPECT_EQ(V1_RESUMING, mig_state(&self->b));
+	EXPECT_EQ(-EINVAL, mig_write(&self->b, MIGDEV_HDR_DATA_SIZE, &size, 8));
+	EXPECT_EQ(MIGDEV_V1_RESUMING, mig_state(&self->b));
 }
 
 /* A stream whose end record does not match what was resumed: EIO, error. */
 TEST_F(mig, resume_checks_the_checksum)
 {
 	ASSERT_EQ(0, migdev_ctl(&self->a, "step", "%d", 9));
-	ASSERT_EQ(0, mig_set_state(&self->a, V1_SAVING));
+	ASSERT_EQ(0, mig_set_state(&self->a, MIGDEV_V1_SAVING));
 	ASSERT_EQ(0, save_rest(&self->a, self->stream, &self->len));
 	/* the end record is the stream's last 8 bytes: flip its checksum */
 	self->stream[self->len - 1] ^= 0x01;
-	ASSERT_EQ(0, mig_set_state(&self->b, V1_RESUMING));
-	EXPECT_EQ(-EIO, resume_stream(&self->b, self->stream, self->len));
-	EXPECT_EQ(V1_SAVING | V1_RESUMING, mig_state(&self->b));
+	ASSERT_EQ(0, mig_set_state(&self->b, MIGDEV_V1_RESUMING));
+	EXPECT_EQ(-EIO, migdev_resume(&self->b, self->stream, self->len));
+	EXPECT_EQ(MIGDEV_V1_SAVING | MIGDEV_V1_RESUMING, mig_state(&self->b));
 }
 
 /*
@@ -417,25 +367,25 @@ TEST_F(mig, stop_and_copy_back_to_pre_copy_refused)
 	uint64_t pending;
 
 	ASSERT_EQ(0, migdev_ctl(&self->a, "step", "%d", 20));
-	ASSERT_EQ(0, mig_set_state(&self->a, V1_SAVING | V1_RUNNING));
+	ASSERT_EQ(0, mig_set_state(&self->a, MIGDEV_V1_SAVING | MIGDEV_V1_RUNNING));
 	ASSERT_GT(save_chunk(&self->a, self->stream, &self->len, NULL), 0);
-	ASSERT_EQ(0, mig_set_state(&self->a, V1_SAVING));
+	ASSERT_EQ(0, mig_set_state(&self->a, MIGDEV_V1_SAVING));
 	/* part of the rest, then try to go back */
 	ASSERT_GT(save_chunk(&self->a, self->stream, &self->len, NULL), 0);
-	pending = mig_read64(&self->a, MIG_PENDING);
-	EXPECT_EQ(-EINVAL, mig_set_state(&self->a, V1_SAVING | V1_RUNNING));
-	EXPECT_EQ(V1_SAVING, mig_state(&self->a));
-	EXPECT_EQ(pending, mig_read64(&self->a, MIG_PENDING));
+	pending = mig_read64(&self->a, MIGDEV_HDR_PENDING);
+	EXPECT_EQ(-EINVAL, mig_set_state(&self->a, MIGDEV_V1_SAVING | MIGDEV_V1_RUNNING));
+	EXPECT_EQ(MIGDEV_V1_SAVING, mig_state(&self->a));
+	EXPECT_EQ(pending, mig_read64(&self->a, MIGDEV_HDR_PENDING));
 	ASSERT_EQ(0, save_rest(&self->a, self->stream, &self->len));
 	/* the whole stream sent: still refused */
-	EXPECT_EQ(-EINVAL, mig_set_state(&self->a, V1_SAVING | V1_RUNNING));
-	EXPECT_EQ(V1_SAVING, mig_state(&self->a));
-	EXPECT_EQ(0, mig_read64(&self->a, MIG_PENDING));
-	ASSERT_EQ(0, mig_set_state(&self->a, V1_STOP));
+	EXPECT_EQ(-EINVAL, mig_set_state(&self->a, MIGDEV_V1_SAVING | MIGDEV_V1_RUNNING));
+	EXPECT_EQ(MIGDEV_V1_SAVING, mig_state(&self->a));
+	EXPECT_EQ(0, mig_read64(&self->a, MIGDEV_HDR_PENDING));
+	ASSERT_EQ(0, mig_set_state(&self->a, MIGDEV_V1_STOP));
 
-	ASSERT_EQ(0, mig_set_state(&self->b, V1_RESUMING));
-	ASSERT_EQ(0, resume_stream(&self->b, self->stream, self->len));
-	ASSERT_EQ(0, mig_set_state(&self->b, V1_RUNNING));
+	ASSERT_EQ(0, mig_set_state(&self->b, MIGDEV_V1_RESUMING));
+	ASSERT_EQ(0, migdev_resume(&self->b, self->stream, self->len));
+	ASSERT_EQ(0, mig_set_state(&self->b, MIGDEV_V1_RUNNING));
 	EXPECT_SAME_STATE();
 }
 
@@ -466,56 +416,56 @@ TEST_F(mig, truncated_resume_fails)
 	size_t last;
 
 	ASSERT_EQ(0, migdev_ctl(&self->a, "step", "%d", 30));
-	ASSERT_EQ(0, mig_set_state(&self->a, V1_SAVING));
+	ASSERT_EQ(0, mig_set_state(&self->a, MIGDEV_V1_SAVING));
 	ASSERT_EQ(0, save_rest(&self->a, self->stream, &self->len));
-	ASSERT_EQ(0, mig_set_state(&self->a, V1_STOP));
+	ASSERT_EQ(0, mig_set_state(&self->a, MIGDEV_V1_STOP));
 	last = last_chunk(self->stream, self->len);
 	memcpy(&size, self->stream + last, 8);
 	ASSERT_GE(size, 8);
 
 	/* all but the end record (the stream's last 8 bytes), then running */
-	ASSERT_EQ(0, mig_set_state(&self->b, V1_RESUMING));
+	ASSERT_EQ(0, mig_set_state(&self->b, MIGDEV_V1_RESUMING));
 	size -= 8;
 	memcpy(self->stream + last, &size, 8);
-	ASSERT_EQ(0, resume_stream(&self->b, self->stream, self->len - 8));
-	EXPECT_EQ(-EIO, mig_set_state(&self->b, V1_RUNNING));
-	EXPECT_EQ(V1_SAVING | V1_RESUMING, mig_state(&self->b));
-	EXPECT_EQ(-EIO, mig_set_state(&self->b, V1_RUNNING));
+	ASSERT_EQ(0, migdev_resume(&self->b, self->stream, self->len - 8));
+	EXPECT_EQ(-EIO, mig_set_state(&self->b, MIGDEV_V1_RUNNING));
+	EXPECT_EQ(MIGDEV_V1_SAVING | MIGDEV_V1_RESUMING, mig_state(&self->b));
+	EXPECT_EQ(-EIO, mig_set_state(&self->b, MIGDEV_V1_RUNNING));
 	size += 8;
 	memcpy(self->stream + last, &size, 8);
 
 	/* the first chunk only, then stopped */
 	ASSERT_EQ(0, ioctl(self->b.fd, VFIO_DEVICE_RESET));
-	ASSERT_EQ(0, mig_set_state(&self->b, V1_RESUMING));
+	ASSERT_EQ(0, mig_set_state(&self->b, MIGDEV_V1_RESUMING));
 	memcpy(&size, self->stream, 8);
-	ASSERT_EQ(0, resume_stream(&self->b, self->stream, 8 + size));
-	EXPECT_EQ(-EIO, mig_set_state(&self->b, V1_STOP));
-	EXPECT_EQ(V1_SAVING | V1_RESUMING, mig_state(&self->b));
+	ASSERT_EQ(0, migdev_resume(&self->b, self->stream, 8 + size));
+	EXPECT_EQ(-EIO, mig_set_state(&self->b, MIGDEV_V1_STOP));
+	EXPECT_EQ(MIGDEV_V1_SAVING | MIGDEV_V1_RESUMING, mig_state(&self->b));
 
 	/* the whole stream, then its second chunk again: EINVAL, error state */
 	ASSERT_EQ(0, ioctl(self->b.fd, VFIO_DEVICE_RESET));
-	ASSERT_EQ(0, mig_set_state(&self->b, V1_RESUMING));
-	ASSERT_EQ(0, resume_stream(&self->b, self->stream, self->len));
+	ASSERT_EQ(0, mig_set_state(&self->b, MIGDEV_V1_RESUMING));
+	ASSERT_EQ(0, migdev_resume(&self->b, self->stream, self->len));
 	memcpy(&size, self->stream, 8);
 	ASSERT_LT(8 + size, last);	/* the second chunk is not the last */
 	memcpy(&size2, self->stream + 8 + size, 8);
-	EXPECT_EQ(-EINVAL, resume_stream(&self->b, self->stream + 8 + size,
+	EXPECT_EQ(-EINVAL, migdev_resume(&self->b, self->stream + 8 + size,
 					 8 + size2));
-	EXPECT_EQ(V1_SAVING | V1_RESUMING, mig_state(&self->b));
+	EXPECT_EQ(MIGDEV_V1_SAVING | MIGDEV_V1_RESUMING, mig_state(&self->b));
 
 	/* the whole stream, then its first chunk again: a new stream, cut */
 	ASSERT_EQ(0, ioctl(self->b.fd, VFIO_DEVICE_RESET));
-	ASSERT_EQ(0, mig_set_state(&self->b, V1_RESUMING));
-	ASSERT_EQ(0, resume_stream(&self->b, self->stream, self->len));
-	EXPECT_EQ(0, resume_stream(&self->b, self->stream, 8 + size));
-	EXPECT_EQ(-EIO, mig_set_state(&self->b, V1_RUNNING));
-	EXPECT_EQ(V1_SAVING | V1_RESUMING, mig_state(&self->b));
+	ASSERT_EQ(0, mig_set_state(&self->b, MIGDEV_V1_RESUMING));
+	ASSERT_EQ(0, migdev_resume(&self->b, self->stream, self->len));
+	EXPECT_EQ(0, migdev_resume(&self->b, self->stream, 8 + size));
+	EXPECT_EQ(-EIO, mig_set_state(&self->b, MIGDEV_V1_RUNNING));
+	EXPECT_EQ(MIGDEV_V1_SAVING | MIGDEV_V1_RESUMING, mig_state(&self->b));
 
 	/* and the whole stream alone resumes */
 	ASSERT_EQ(0, ioctl(self->b.fd, VFIO_DEVICE_RESET));
-	ASSERT_EQ(0, mig_set_state(&self->b, V1_RESUMING));
-	ASSERT_EQ(0, resume_stream(&self->b, self->stream, self->len));
-	ASSERT_EQ(0, mig_set_state(&self->b, V1_RUNNING));
+	ASSERT_EQ(0, mig_set_state(&self->b, MIGDEV_V1_RESUMING));
+	ASSERT_EQ(0, migdev_resume(&self->b, self->stream, self->len));
+	ASSERT_EQ(0, mig_set_state(&self->b, MIGDEV_V1_RUNNING));
 	EXPECT_SAME_STATE();
 }
 
@@ -543,8 +493,8 @@ static int qemu_set_state(struct migdev *md, uint32_t mask, uint32_t value)
  */
 static int64_t relay_chunk(struct migdev *src, struct migdev *dst, uint8_t *buf)
 {
-	uint64_t off = mig_read64(src, MIG_DATA_OFFSET);
-	uint64_t size = mig_read64(src, MIG_DATA_SIZE);
+	uint64_t off = mig_read64(src, MIGDEV_HDR_DATA_OFFSET);
+	uint64_t size = mig_read64(src, MIGDEV_HDR_DATA_SIZE);
 	int ret;
 
 	if (off == ~0ULL || size == ~0ULL || off + size > src->mig_size)
@@ -553,10 +503,10 @@ static int64_t relay_chunk(struct migdev *src, struct migdev *dst, uint8_t *buf)
 		return -EIO;
 	if (!size)
 		return 0;
-	off = mig_read64(dst, MIG_DATA_OFFSET);
+	off = mig_read64(dst, MIGDEV_HDR_DATA_OFFSET);
 	if (off == ~0ULL || off + size > dst->mig_size)
 		return -EINVAL;
-	ret = mig_write(dst, off, buf, size) ?: mig_write(dst, MIG_DATA_SIZE, &size, 8);
+	ret = mig_write(dst, off, buf, size) ?: mig_write(dst, MIGDEV_HDR_DATA_SIZE, &size, 8);
 	return ret ?: (int64_t)size;
 }
 
@@ -584,17 +534,17 @@ static void paused_then_continued(struct __test_metadata *_metadata,
 	int64_t n;
 
 	ASSERT_EQ(0, migdev_ctl(a, "step", "%d", 30));
-	ASSERT_EQ(0, bar0_write(a, REG_SCRATCH, 0x1111, 8));
+	ASSERT_EQ(0, bar0_write(a, MIGDEV_REG_SCRATCH, 0x1111, 8));
 	/* "stop": vfio_vmstate_change(running = false) */
-	ASSERT_EQ(0, qemu_set_state(a, ~V1_RUNNING, 0));
-	ASSERT_EQ(V1_STOP, mig_state(a));
+	ASSERT_EQ(0, qemu_set_state(a, ~MIGDEV_V1_RUNNING, 0));
+	ASSERT_EQ(MIGDEV_V1_STOP, mig_state(a));
 	/* the destination's load setup */
-	ASSERT_EQ(0, qemu_set_state(b, ~V1_MASK, V1_RESUMING));
+	ASSERT_EQ(0, qemu_set_state(b, ~V1_MASK, MIGDEV_V1_RESUMING));
 	/* save setup: the VM is paused, so stop-and-copy */
-	ASSERT_EQ(0, qemu_set_state(a, V1_MASK, V1_SAVING));
-	ASSERT_EQ(V1_SAVING, mig_state(a));
+	ASSERT_EQ(0, qemu_set_state(a, V1_MASK, MIGDEV_V1_SAVING));
+	ASSERT_EQ(MIGDEV_V1_SAVING, mig_state(a));
 	/* pre-copy iterations: state_pending, then save_iterate */
-	while ((pending = mig_read64(a, MIG_PENDING)) && chunks < first) {
+	while ((pending = mig_read64(a, MIGDEV_HDR_PENDING)) && chunks < first) {
 		n = relay_chunk(a, b, buf);
 		ASSERT_GT(n, 0) {
 			ksft_print_msg("first stream, chunk %u: %lld\n", chunks,
@@ -608,20 +558,20 @@ static void paused_then_continued(struct __test_metadata *_metadata,
 		       chunks, (unsigned long long)pending);
 
 	/* "cont": vfio_vmstate_change(running = true) */
-	ASSERT_EQ(0, qemu_set_state(a, ~V1_MASK, V1_RUNNING));
-	ASSERT_EQ(V1_RUNNING, mig_state(a));
+	ASSERT_EQ(0, qemu_set_state(a, ~V1_MASK, MIGDEV_V1_RUNNING));
+	ASSERT_EQ(MIGDEV_V1_RUNNING, mig_state(a));
 	ASSERT_EQ(0, migdev_ctl(a, "step", "%d", 5));
-	ASSERT_EQ(0, bar0_write(a, REG_SCRATCH, 0x2222, 8));
+	ASSERT_EQ(0, bar0_write(a, MIGDEV_REG_SCRATCH, 0x2222, 8));
 	for (rounds = 0; rounds < 3; rounds++)	/* not saving: nothing */
-		EXPECT_EQ(0, mig_read64(a, MIG_PENDING));
+		EXPECT_EQ(0, mig_read64(a, MIGDEV_HDR_PENDING));
 
 	/* switchover: vm_stop(), then save_live_complete_precopy */
-	ASSERT_EQ(0, qemu_set_state(a, ~V1_RUNNING, 0));
-	ASSERT_EQ(0, qemu_set_state(a, ~V1_RUNNING, V1_SAVING));
-	ASSERT_EQ(V1_SAVING, mig_state(a));
+	ASSERT_EQ(0, qemu_set_state(a, ~MIGDEV_V1_RUNNING, 0));
+	ASSERT_EQ(0, qemu_set_state(a, ~MIGDEV_V1_RUNNING, MIGDEV_V1_SAVING));
+	ASSERT_EQ(MIGDEV_V1_SAVING, mig_state(a));
 	chunks = 0;
-	for (pending = mig_read64(a, MIG_PENDING); pending;
-	     pending = mig_read64(a, MIG_PENDING)) {
+	for (pending = mig_read64(a, MIGDEV_HDR_PENDING); pending;
+	     pending = mig_read64(a, MIGDEV_HDR_PENDING)) {
 		n = relay_chunk(a, b, buf);
 		ASSERT_GE(n, 0) {
 			ksft_print_msg("second stream, chunk %u: %lld, destination state %u\n",
@@ -632,11 +582,11 @@ static void paused_then_continued(struct __test_metadata *_metadata,
 		chunks++;
 	}
 	ASSERT_GT(chunks, 0);
-	ASSERT_EQ(0, qemu_set_state(a, ~V1_SAVING, 0));
+	ASSERT_EQ(0, qemu_set_state(a, ~MIGDEV_V1_SAVING, 0));
 	ksft_print_msg("second stream: %u chunks relayed\n", chunks);
 
 	/* the destination VM starts */
-	ASSERT_EQ(0, qemu_set_state(b, ~V1_MASK, V1_RUNNING));
+	ASSERT_EQ(0, qemu_set_state(b, ~V1_MASK, MIGDEV_V1_RUNNING));
 }
 
 /*
@@ -665,18 +615,18 @@ TEST_F(mig, paused_vm_continued_mid_stream)
  */
 TEST_F(mig, step_refused_unless_running)
 {
-	static const uint32_t frozen[] = { V1_STOP, V1_SAVING, V1_RESUMING };
+	static const uint32_t frozen[] = { MIGDEV_V1_STOP, MIGDEV_V1_SAVING, MIGDEV_V1_RESUMING };
 	uint8_t junk[16] = { 0x7f };
 	uint64_t size = sizeof(junk), pending;
 	uint32_t count;
 	unsigned int i;
 
 	for (i = 0; i < ARRAY_SIZE(frozen); i++) {
-		ASSERT_EQ(0, mig_set_state(&self->a, V1_RUNNING));
+		ASSERT_EQ(0, mig_set_state(&self->a, MIGDEV_V1_RUNNING));
 		ASSERT_EQ(0, migdev_ctl(&self->a, "step", "%d", 3));
 		ASSERT_EQ(0, mig_set_state(&self->a, frozen[i]));
-		pending = mig_read64(&self->a, MIG_PENDING);
-		count = bar0_read32(&self->a, REG_DMA_COUNT);
+		pending = mig_read64(&self->a, MIGDEV_HDR_PENDING);
+		count = bar0_read32(&self->a, MIGDEV_REG_DMA_COUNT);
 		ASSERT_EQ(0, migdev_state(&self->a, self->sa));
 		EXPECT_EQ(-EBUSY, migdev_ctl(&self->a, "step", "%d", 5)) {
 			ksft_print_msg("in state %u\n", frozen[i]);
@@ -686,15 +636,15 @@ TEST_F(mig, step_refused_unless_running)
 		EXPECT_EQ(0, memcmp(self->sa, self->sb, MIGDEV_STATE_BYTES)) {
 			ksft_print_msg("state %u: the device state changed\n", frozen[i]);
 		}
-		EXPECT_EQ(count, bar0_read32(&self->a, REG_DMA_COUNT));
-		EXPECT_EQ(pending, mig_read64(&self->a, MIG_PENDING));
+		EXPECT_EQ(count, bar0_read32(&self->a, MIGDEV_REG_DMA_COUNT));
+		EXPECT_EQ(pending, mig_read64(&self->a, MIGDEV_HDR_PENDING));
 		EXPECT_EQ(frozen[i], mig_state(&self->a));
 	}
 	/* the error state */
-	ASSERT_EQ(0, mig_write(&self->a, mig_read64(&self->a, MIG_DATA_OFFSET),
+	ASSERT_EQ(0, mig_write(&self->a, mig_read64(&self->a, MIGDEV_HDR_DATA_OFFSET),
 			       junk, size));
-	ASSERT_EQ(-EINVAL, mig_write(&self->a, MIG_DATA_SIZE, &size, 8));
-	ASSERT_EQ(V1_SAVING | V1_RESUMING, mig_state(&self->a));
+	ASSERT_EQ(-EINVAL, mig_write(&self->a, MIGDEV_HDR_DATA_SIZE, &size, 8));
+	ASSERT_EQ(MIGDEV_V1_SAVING | MIGDEV_V1_RESUMING, mig_state(&self->a));
 	ASSERT_EQ(0, migdev_state(&self->a, self->sa));
 	EXPECT_EQ(-EBUSY, migdev_ctl(&self->a, "step", "%d", 5));
 	ASSERT_EQ(0, migdev_state(&self->a, self->sb));
@@ -703,13 +653,13 @@ TEST_F(mig, step_refused_unless_running)
 	ASSERT_EQ(0, ioctl(self->a.fd, VFIO_DEVICE_RESET));
 	for (i = 0; i < 2; i++) {
 		if (i)
-			ASSERT_EQ(0, mig_set_state(&self->a, V1_SAVING | V1_RUNNING));
-		count = bar0_read32(&self->a, REG_DMA_COUNT);
+			ASSERT_EQ(0, mig_set_state(&self->a, MIGDEV_V1_SAVING | MIGDEV_V1_RUNNING));
+		count = bar0_read32(&self->a, MIGDEV_REG_DMA_COUNT);
 		ASSERT_EQ(0, migdev_state(&self->a, self->sa));
 		EXPECT_EQ(0, migdev_ctl(&self->a, "step", "%d", 5));
 		ASSERT_EQ(0, migdev_state(&self->a, self->sb));
 		EXPECT_NE(0, memcmp(self->sa, self->sb, MIGDEV_STATE_BYTES));
-		EXPECT_EQ(count + 1, bar0_read32(&self->a, REG_DMA_COUNT));
+		EXPECT_EQ(count + 1, bar0_read32(&self->a, MIGDEV_REG_DMA_COUNT));
 	}
 }
 
@@ -717,17 +667,17 @@ TEST_F(mig, step_refused_unless_running)
 #define LATCH_PAGES	4
 
 /*
- * A BAR0 command is what the registers held when REG_DMA_CMD was written:
+ * A BAR0 command is what the registers held when MIGDEV_REG_DMA_CMD was written:
  * the guest programs the next address, length and seed while the command
  * waits (debugfs "hold" keeps the engine from starting it), and a second
- * doorbell meanwhile is refused (REG_DMA_STATUS -EBUSY) without replacing
+ * doorbell meanwhile is refused (MIGDEV_REG_DMA_STATUS -EBUSY) without replacing
  * it.  Then exactly the first command's bytes are written, nothing else.
  * Leaving running lets a held command go: it completes before the state
  * write returns.
  */
 TEST_F(mig, bar0_command_latched_at_the_doorbell)
 {
-	const size_t size = LATCH_PAGES * PAGE_4K;
+	const size_t size = LATCH_PAGES * VFIO_MIG_PAGE_4K;
 	const uint64_t at = 0x10, len = 0x1800;		/* straddles a page */
 	const uint32_t seed = 0x1000;
 	struct migdev *md = &self->a;
@@ -741,24 +691,24 @@ TEST_F(mig, bar0_command_latched_at_the_doorbell)
 	memset(mem, 0, size);
 	ASSERT_EQ(0, vfio_map(md->container, LATCH_IOVA, mem, size));
 
-	count = bar0_read32(md, REG_DMA_COUNT);
+	count = bar0_read32(md, MIGDEV_REG_DMA_COUNT);
 	ASSERT_EQ(0, migdev_ctl(md, "hold", "1"));
-	ASSERT_EQ(0, bar0_dma(md, CMD_WRITE_RW, LATCH_IOVA + at, len, seed));
+	ASSERT_EQ(0, bar0_dma(md, MIGDEV_CMD_WRITE_RW, LATCH_IOVA + at, len, seed));
 	/* the next command, programmed while this one waits */
-	ASSERT_EQ(0, bar0_write(md, REG_DMA_ADDR, LATCH_IOVA + 3 * PAGE_4K + 0x20, 8));
-	ASSERT_EQ(0, bar0_write(md, REG_DMA_LEN, 0x200, 4));
-	ASSERT_EQ(0, bar0_write(md, REG_DMA_SEED, 0x5000, 4));
-	ASSERT_EQ(0, bar0_write(md, REG_DMA_CMD, CMD_WRITE_PIN, 4));
-	EXPECT_EQ((uint32_t)-EBUSY, bar0_read32(md, REG_DMA_STATUS));
-	EXPECT_EQ(count, bar0_read32(md, REG_DMA_COUNT));
+	ASSERT_EQ(0, bar0_write(md, MIGDEV_REG_DMA_ADDR, LATCH_IOVA + 3 * VFIO_MIG_PAGE_4K + 0x20, 8));
+	ASSERT_EQ(0, bar0_write(md, MIGDEV_REG_DMA_LEN, 0x200, 4));
+	ASSERT_EQ(0, bar0_write(md, MIGDEV_REG_DMA_SEED, 0x5000, 4));
+	ASSERT_EQ(0, bar0_write(md, MIGDEV_REG_DMA_CMD, MIGDEV_CMD_WRITE_PIN, 4));
+	EXPECT_EQ((uint32_t)-EBUSY, bar0_read32(md, MIGDEV_REG_DMA_STATUS));
+	EXPECT_EQ(count, bar0_read32(md, MIGDEV_REG_DMA_COUNT));
 	for (i = 0; i < size; i++)
 		bad += mem[i] != 0;
 	EXPECT_EQ(0, bad);		/* nothing ran yet */
 
 	ASSERT_EQ(0, migdev_ctl(md, "hold", "0"));
 	ASSERT_TRUE(bar0_poll(md, count, (uint32_t)-EBUSY));
-	EXPECT_EQ(count + 1, bar0_read32(md, REG_DMA_COUNT));
-	EXPECT_EQ(0, bar0_read32(md, REG_DMA_STATUS));
+	EXPECT_EQ(count + 1, bar0_read32(md, MIGDEV_REG_DMA_COUNT));
+	EXPECT_EQ(0, bar0_read32(md, MIGDEV_REG_DMA_STATUS));
 	for (i = 0, bad = 0; i < size; i++) {
 		uint8_t want = i >= at && i < at + len ?
 			       migdev_pattern(i - at, seed) : 0;
@@ -769,26 +719,26 @@ TEST_F(mig, bar0_command_latched_at_the_doorbell)
 	}
 	EXPECT_EQ(0, bad);
 	/* the registers hold what the guest wrote last, but the refused CMD */
-	EXPECT_EQ(LATCH_IOVA + 3 * PAGE_4K + 0x20,
-		  bar0_read32(md, REG_DMA_ADDR) |
-		  (uint64_t)bar0_read32(md, REG_DMA_ADDR + 4) << 32);
-	EXPECT_EQ(0x200, bar0_read32(md, REG_DMA_LEN));
-	EXPECT_EQ(0x5000, bar0_read32(md, REG_DMA_SEED));
-	EXPECT_EQ(CMD_WRITE_RW, bar0_read32(md, REG_DMA_CMD));
+	EXPECT_EQ(LATCH_IOVA + 3 * VFIO_MIG_PAGE_4K + 0x20,
+		  bar0_read32(md, MIGDEV_REG_DMA_ADDR) |
+		  (uint64_t)bar0_read32(md, MIGDEV_REG_DMA_ADDR + 4) << 32);
+	EXPECT_EQ(0x200, bar0_read32(md, MIGDEV_REG_DMA_LEN));
+	EXPECT_EQ(0x5000, bar0_read32(md, MIGDEV_REG_DMA_SEED));
+	EXPECT_EQ(MIGDEV_CMD_WRITE_RW, bar0_read32(md, MIGDEV_REG_DMA_CMD));
 
 	/* held, then the device stops: the command runs first */
 	memset(mem, 0, size);
 	ASSERT_EQ(0, migdev_ctl(md, "hold", "1"));
-	ASSERT_EQ(0, bar0_dma(md, CMD_WRITE_PIN, LATCH_IOVA, 8, 0x77));
-	ASSERT_EQ(0, bar0_write(md, REG_DMA_ADDR, LATCH_IOVA + PAGE_4K, 8));
-	EXPECT_EQ(count + 1, bar0_read32(md, REG_DMA_COUNT));
-	ASSERT_EQ(0, mig_set_state(md, V1_STOP));
-	EXPECT_EQ(count + 2, bar0_read32(md, REG_DMA_COUNT));
-	EXPECT_EQ(0, bar0_read32(md, REG_DMA_STATUS));
+	ASSERT_EQ(0, bar0_dma(md, MIGDEV_CMD_WRITE_PIN, LATCH_IOVA, 8, 0x77));
+	ASSERT_EQ(0, bar0_write(md, MIGDEV_REG_DMA_ADDR, LATCH_IOVA + VFIO_MIG_PAGE_4K, 8));
+	EXPECT_EQ(count + 1, bar0_read32(md, MIGDEV_REG_DMA_COUNT));
+	ASSERT_EQ(0, mig_set_state(md, MIGDEV_V1_STOP));
+	EXPECT_EQ(count + 2, bar0_read32(md, MIGDEV_REG_DMA_COUNT));
+	EXPECT_EQ(0, bar0_read32(md, MIGDEV_REG_DMA_STATUS));
 	for (i = 0, bad = 0; i < size; i++)
 		bad += mem[i] != (i < 8 ? migdev_pattern(i, 0x77) : 0);
 	EXPECT_EQ(0, bad);
-	ASSERT_EQ(0, mig_set_state(md, V1_RUNNING));
+	ASSERT_EQ(0, mig_set_state(md, MIGDEV_V1_RUNNING));
 	munmap(mem, size);
 }
 
@@ -894,7 +844,7 @@ static int mig_step_data(struct __test_metadata *_metadata,
 static int mig_step_state(struct __test_metadata *_metadata,
 			  struct mig_sweep *sw, struct migdev *md, uint32_t state)
 {
-	return mig_step(_metadata, sw, MS_STATE, md, MIG_STATE, &state, 4);
+	return mig_step(_metadata, sw, MS_STATE, md, MIGDEV_HDR_STATE, &state, 4);
 }
 
 static uint64_t mig_step_pending(struct __test_metadata *_metadata,
@@ -902,7 +852,7 @@ static uint64_t mig_step_pending(struct __test_metadata *_metadata,
 {
 	uint64_t v = ~0ULL;
 
-	EXPECT_EQ(0, mig_step(_metadata, sw, MS_PENDING, md, MIG_PENDING, &v, 8));
+	EXPECT_EQ(0, mig_step(_metadata, sw, MS_PENDING, md, MIGDEV_HDR_PENDING, &v, 8));
 	return v;
 }
 
@@ -913,8 +863,8 @@ static uint64_t sweep_save_chunk(struct __test_metadata *_metadata,
 {
 	uint64_t off = ~0ULL, size = ~0ULL;
 
-	ASSERT_EQ(0, mig_step(_metadata, sw, MS_OFFSET, md, MIG_DATA_OFFSET, &off, 8));
-	ASSERT_EQ(0, mig_step(_metadata, sw, MS_SIZE_READ, md, MIG_DATA_SIZE, &size, 8));
+	ASSERT_EQ(0, mig_step(_metadata, sw, MS_OFFSET, md, MIGDEV_HDR_DATA_OFFSET, &off, 8));
+	ASSERT_EQ(0, mig_step(_metadata, sw, MS_SIZE_READ, md, MIGDEV_HDR_DATA_SIZE, &size, 8));
 	ASSERT_LE(off + size, md->mig_size);
 	ASSERT_LE(*len + 8 + size, MAX_STREAM);
 	memcpy(stream + *len, &size, 8);
@@ -984,7 +934,7 @@ TEST_F_TIMEOUT(mig, allocation_failures_save_resume, 300)
 	ASSERT_NE(NULL, map);
 	ASSERT_NE(NULL, bmap);
 	ASSERT_EQ(0, migdev_ctl(&self->a, "step", "%d", 200));
-	ASSERT_EQ(0, mig_step_state(_metadata, &sw, &self->a, V1_SAVING | V1_RUNNING));
+	ASSERT_EQ(0, mig_step_state(_metadata, &sw, &self->a, MIGDEV_V1_SAVING | MIGDEV_V1_RUNNING));
 	for (round = 0; round < 64 && mig_step_pending(_metadata, &sw, &self->a);
 	     round++) {
 		sweep_save_chunk(_metadata, &sw, &self->a, self->stream, &self->len,
@@ -993,21 +943,21 @@ TEST_F_TIMEOUT(mig, allocation_failures_save_resume, 300)
 			ASSERT_EQ(0, migdev_ctl(&self->a, "step", "%d", 3));
 	}
 	EXPECT_GT(round, 4);
-	ASSERT_EQ(0, mig_step_state(_metadata, &sw, &self->a, V1_SAVING));
+	ASSERT_EQ(0, mig_step_state(_metadata, &sw, &self->a, MIGDEV_V1_SAVING));
 	do {
 		n = sweep_save_chunk(_metadata, &sw, &self->a, self->stream,
 				     &self->len, NULL);
 	} while (n && mig_step_pending(_metadata, &sw, &self->a));
 	EXPECT_EQ(0, mig_step_pending(_metadata, &sw, &self->a));
-	ASSERT_EQ(0, mig_step_state(_metadata, &sw, &self->a, V1_STOP));
+	ASSERT_EQ(0, mig_step_state(_metadata, &sw, &self->a, MIGDEV_V1_STOP));
 
-	ASSERT_EQ(0, mig_step_state(_metadata, &sw, &self->b, V1_RESUMING));
+	ASSERT_EQ(0, mig_step_state(_metadata, &sw, &self->b, MIGDEV_V1_RESUMING));
 	while (pos < self->len) {
 		uint64_t size, off = ~0ULL;
 
 		memcpy(&size, self->stream + pos, 8);
 		ASSERT_EQ(0, mig_step(_metadata, &sw, MS_OFFSET, &self->b,
-				      MIG_DATA_OFFSET, &off, 8));
+				      MIGDEV_HDR_DATA_OFFSET, &off, 8));
 		ASSERT_EQ(self->b.mmap_offset, off);
 		ASSERT_LE(size, self->b.mmap_size);
 		if (chunks++ % 2)
@@ -1017,37 +967,37 @@ TEST_F_TIMEOUT(mig, allocation_failures_save_resume, 300)
 						   &self->b, off,
 						   self->stream + pos + 8, size));
 		ASSERT_EQ(0, mig_step(_metadata, &sw, MS_SIZE_WRITE, &self->b,
-				      MIG_DATA_SIZE, &size, 8));
+				      MIGDEV_HDR_DATA_SIZE, &size, 8));
 		pos += 8 + size;
 	}
-	ASSERT_EQ(0, mig_step_state(_metadata, &sw, &self->b, V1_RUNNING));
+	ASSERT_EQ(0, mig_step_state(_metadata, &sw, &self->b, MIGDEV_V1_RUNNING));
 	EXPECT_SAME_STATE();
 	ksft_print_msg("%u pre-copy rounds, %u chunks, %zu bytes\n", round,
 		       chunks, self->len);
 	mig_sweep_print(_metadata, &sw);
 
 	/* and a whole migration again, nothing injected */
-	ASSERT_EQ(0, mig_set_state(&self->a, V1_RUNNING));
+	ASSERT_EQ(0, mig_set_state(&self->a, MIGDEV_V1_RUNNING));
 	ASSERT_EQ(0, migdev_ctl(&self->a, "step", "%d", 7));
 	self->len = 0;
-	ASSERT_EQ(0, mig_set_state(&self->a, V1_SAVING));
+	ASSERT_EQ(0, mig_set_state(&self->a, MIGDEV_V1_SAVING));
 	ASSERT_EQ(0, save_rest(&self->a, self->stream, &self->len));
-	ASSERT_EQ(0, mig_set_state(&self->a, V1_STOP));
-	ASSERT_EQ(0, mig_set_state(&self->b, V1_RESUMING));
-	ASSERT_EQ(0, resume_stream(&self->b, self->stream, self->len));
-	ASSERT_EQ(0, mig_set_state(&self->b, V1_RUNNING));
+	ASSERT_EQ(0, mig_set_state(&self->a, MIGDEV_V1_STOP));
+	ASSERT_EQ(0, mig_set_state(&self->b, MIGDEV_V1_RESUMING));
+	ASSERT_EQ(0, migdev_resume(&self->b, self->stream, self->len));
+	ASSERT_EQ(0, mig_set_state(&self->b, MIGDEV_V1_RUNNING));
 	EXPECT_SAME_STATE();
 	munmap(map, self->a.mmap_size);
 	munmap(bmap, self->b.mmap_size);
 }
 
-/* The state of a device just reset: registers 0 but REG_ID, state 0. */
+/* The state of a device just reset: registers 0 but MIGDEV_REG_ID, state 0. */
 static void reset_state(uint8_t *s)
 {
 	uint32_t id = MIGDEV_ID;
 
 	memset(s, 0, MIGDEV_STATE_BYTES);
-	memcpy(s + REG_ID, &id, 4);
+	memcpy(s + MIGDEV_REG_ID, &id, 4);
 }
 
 /*
@@ -1057,41 +1007,41 @@ static void reset_state(uint8_t *s)
  */
 TEST_F(mig, open_resets_the_device)
 {
-	uint8_t *data = self->stream + MIGDEV_DATA_BYTES;
+	uint8_t *data = self->stream + MIGDEV_DATA_SIZE;
 	uint32_t bar = 0xfebf0000, v;
 	uint64_t junk = 0x7f7f7f7f7f7f7f7fULL, size = 8;
 	unsigned int i;
 
 	ASSERT_EQ(0, migdev_ctl(&self->a, "step", "%d", 30));
-	ASSERT_EQ(0, bar0_write(&self->a, REG_SCRATCH, 0x1122334455667788ULL, 8));
+	ASSERT_EQ(0, bar0_write(&self->a, MIGDEV_REG_SCRATCH, 0x1122334455667788ULL, 8));
 	ASSERT_EQ(4, pwrite(self->a.fd, &bar, 4, self->a.config + 0x10));
-	ASSERT_EQ(0, mig_set_state(&self->a, V1_SAVING | V1_RUNNING));
-	EXPECT_EQ(4096, mig_read64(&self->a, MIG_DATA_OFFSET));	/* a chunk */
-	ASSERT_GT(mig_read64(&self->a, MIG_DATA_SIZE), 0);
+	ASSERT_EQ(0, mig_set_state(&self->a, MIGDEV_V1_SAVING | MIGDEV_V1_RUNNING));
+	EXPECT_EQ(4096, mig_read64(&self->a, MIGDEV_HDR_DATA_OFFSET));	/* a chunk */
+	ASSERT_GT(mig_read64(&self->a, MIGDEV_HDR_DATA_SIZE), 0);
 	migdev_close(&self->a);
 	ASSERT_EQ(0, migdev_open(&self->a, 0));
 
-	EXPECT_EQ(V1_RUNNING, mig_state(&self->a));
-	EXPECT_EQ(0, mig_read64(&self->a, MIG_PENDING));
-	EXPECT_EQ(-EINVAL, mig_read(&self->a, MIG_DATA_OFFSET, &size, 8));
+	EXPECT_EQ(MIGDEV_V1_RUNNING, mig_state(&self->a));
+	EXPECT_EQ(0, mig_read64(&self->a, MIGDEV_HDR_PENDING));
+	EXPECT_EQ(-EINVAL, mig_read(&self->a, MIGDEV_HDR_DATA_OFFSET, &size, 8));
 	reset_state(self->sb);
 	ASSERT_EQ(0, migdev_state(&self->a, self->sa));
 	EXPECT_EQ(0, memcmp(self->sa, self->sb, MIGDEV_STATE_BYTES));
-	ASSERT_EQ(0, mig_read(&self->a, 4096, data, MIGDEV_DATA_BYTES));
-	for (i = 0; i < MIGDEV_DATA_BYTES && !data[i]; i++)
+	ASSERT_EQ(0, mig_read(&self->a, 4096, data, MIGDEV_DATA_SIZE));
+	for (i = 0; i < MIGDEV_DATA_SIZE && !data[i]; i++)
 		;
-	EXPECT_EQ(MIGDEV_DATA_BYTES, i);
+	EXPECT_EQ(MIGDEV_DATA_SIZE, i);
 	ASSERT_EQ(4, pread(self->a.fd, &v, 4, self->a.config + 0x10));
 	EXPECT_EQ(0, v);
 
 	/* the error state does not survive a reopen either */
-	ASSERT_EQ(0, mig_set_state(&self->a, V1_RESUMING));
+	ASSERT_EQ(0, mig_set_state(&self->a, MIGDEV_V1_RESUMING));
 	ASSERT_EQ(0, mig_write(&self->a, 4096, &junk, 8));
-	EXPECT_EQ(-EINVAL, mig_write(&self->a, MIG_DATA_SIZE, &size, 8));
-	EXPECT_EQ(V1_SAVING | V1_RESUMING, mig_state(&self->a));
+	EXPECT_EQ(-EINVAL, mig_write(&self->a, MIGDEV_HDR_DATA_SIZE, &size, 8));
+	EXPECT_EQ(MIGDEV_V1_SAVING | MIGDEV_V1_RESUMING, mig_state(&self->a));
 	migdev_close(&self->a);
 	ASSERT_EQ(0, migdev_open(&self->a, 0));
-	EXPECT_EQ(V1_RUNNING, mig_state(&self->a));
+	EXPECT_EQ(MIGDEV_V1_RUNNING, mig_state(&self->a));
 	ASSERT_EQ(0, migdev_state(&self->a, self->sa));
 	EXPECT_EQ(0, memcmp(self->sa, self->sb, MIGDEV_STATE_BYTES));
 }
@@ -1106,31 +1056,31 @@ TEST_F(mig, unacknowledged_chunk_into_stop_and_copy)
 	uint64_t off, size, p1, p2;
 
 	ASSERT_EQ(0, migdev_ctl(&self->a, "step", "%d", 40));
-	ASSERT_EQ(0, mig_set_state(&self->a, V1_SAVING | V1_RUNNING));
+	ASSERT_EQ(0, mig_set_state(&self->a, MIGDEV_V1_SAVING | MIGDEV_V1_RUNNING));
 	ASSERT_GT(save_chunk(&self->a, self->stream, &self->len, NULL), 0);
-	p1 = mig_read64(&self->a, MIG_PENDING);
-	off = mig_read64(&self->a, MIG_DATA_OFFSET);
-	size = mig_read64(&self->a, MIG_DATA_SIZE);
+	p1 = mig_read64(&self->a, MIGDEV_HDR_PENDING);
+	off = mig_read64(&self->a, MIGDEV_HDR_DATA_OFFSET);
+	size = mig_read64(&self->a, MIGDEV_HDR_DATA_SIZE);
 	ASSERT_EQ(4096, off);
 	ASSERT_GT(size, 0);
 	memcpy(self->stream + self->len, &size, 8);
 	ASSERT_EQ(0, mig_read(&self->a, off, self->stream + self->len + 8, size));
 	self->len += 8 + size;
 	ASSERT_EQ(0, migdev_ctl(&self->a, "step", "%d", 2));
-	ASSERT_EQ(0, mig_set_state(&self->a, V1_SAVING));
+	ASSERT_EQ(0, mig_set_state(&self->a, MIGDEV_V1_SAVING));
 	/*
 	 * Acknowledged now: pending is what was left without the chunk, the
 	 * blocks the two steps changed again, the registers and the end.
 	 */
-	p2 = mig_read64(&self->a, MIG_PENDING);
+	p2 = mig_read64(&self->a, MIGDEV_HDR_PENDING);
 	EXPECT_GE(p2, p1 - size + (8 + 4096) + 8);
 	EXPECT_LE(p2, p1 - size + 2 * (8 + 4096) + (8 + 4096) + 8);
 	ASSERT_EQ(0, save_rest(&self->a, self->stream, &self->len));
-	ASSERT_EQ(0, mig_set_state(&self->a, V1_STOP));
+	ASSERT_EQ(0, mig_set_state(&self->a, MIGDEV_V1_STOP));
 
-	ASSERT_EQ(0, mig_set_state(&self->b, V1_RESUMING));
-	ASSERT_EQ(0, resume_stream(&self->b, self->stream, self->len));
-	ASSERT_EQ(0, mig_set_state(&self->b, V1_RUNNING));
+	ASSERT_EQ(0, mig_set_state(&self->b, MIGDEV_V1_RESUMING));
+	ASSERT_EQ(0, migdev_resume(&self->b, self->stream, self->len));
+	ASSERT_EQ(0, mig_set_state(&self->b, MIGDEV_V1_RUNNING));
 	EXPECT_SAME_STATE();
 }
 
@@ -1153,17 +1103,17 @@ static uint64_t small_width(uint64_t pos, uint64_t size, uint64_t w)
 TEST_F(mig, small_trapped_accesses)
 {
 	static const size_t widths[] = { 1, 2, 4, 8, 3, 8, 4, 2 };
-	uint8_t *bulk = self->stream + MAX_STREAM - MIGDEV_DATA_BYTES;
+	uint8_t *bulk = self->stream + MAX_STREAM - MIGDEV_DATA_SIZE;
 	uint64_t size, pos, w;
 	size_t at = 0, i;
 
 	ASSERT_EQ(0, migdev_ctl(&self->a, "step", "%d", 12));
-	ASSERT_EQ(0, mig_set_state(&self->a, V1_SAVING));
-	while (mig_read64(&self->a, MIG_PENDING)) {
-		ASSERT_EQ(4096, mig_read64(&self->a, MIG_DATA_OFFSET));
-		size = mig_read64(&self->a, MIG_DATA_SIZE);
+	ASSERT_EQ(0, mig_set_state(&self->a, MIGDEV_V1_SAVING));
+	while (mig_read64(&self->a, MIGDEV_HDR_PENDING)) {
+		ASSERT_EQ(4096, mig_read64(&self->a, MIGDEV_HDR_DATA_OFFSET));
+		size = mig_read64(&self->a, MIGDEV_HDR_DATA_SIZE);
 		ASSERT_GT(size, 0);
-		ASSERT_LT(self->len + 8 + size, MAX_STREAM - MIGDEV_DATA_BYTES);
+		ASSERT_LT(self->len + 8 + size, MAX_STREAM - MIGDEV_DATA_SIZE);
 		memcpy(self->stream + self->len, &size, 8);
 		for (pos = 0, i = 0; pos < size; pos += w, i++) {
 			w = small_width(pos, size, widths[i % ARRAY_SIZE(widths)]);
@@ -1175,21 +1125,21 @@ TEST_F(mig, small_trapped_accesses)
 		EXPECT_EQ(0, memcmp(bulk, self->stream + self->len + 8, size));
 		self->len += 8 + size;
 	}
-	ASSERT_EQ(0, mig_set_state(&self->a, V1_STOP));
+	ASSERT_EQ(0, mig_set_state(&self->a, MIGDEV_V1_STOP));
 
-	ASSERT_EQ(0, mig_set_state(&self->b, V1_RESUMING));
+	ASSERT_EQ(0, mig_set_state(&self->b, MIGDEV_V1_RESUMING));
 	while (at < self->len) {
 		memcpy(&size, self->stream + at, 8);
-		ASSERT_EQ(4096, mig_read64(&self->b, MIG_DATA_OFFSET));
+		ASSERT_EQ(4096, mig_read64(&self->b, MIGDEV_HDR_DATA_OFFSET));
 		for (pos = 0, i = 0; pos < size; pos += w, i++) {
 			w = small_width(pos, size, widths[(i + 3) % ARRAY_SIZE(widths)]);
 			ASSERT_EQ(0, mig_write(&self->b, 4096 + pos,
 					       self->stream + at + 8 + pos, w));
 		}
-		ASSERT_EQ(0, mig_write(&self->b, MIG_DATA_SIZE, &size, 8));
+		ASSERT_EQ(0, mig_write(&self->b, MIGDEV_HDR_DATA_SIZE, &size, 8));
 		at += 8 + size;
 	}
-	ASSERT_EQ(0, mig_set_state(&self->b, V1_RUNNING));
+	ASSERT_EQ(0, mig_set_state(&self->b, MIGDEV_V1_RUNNING));
 	EXPECT_SAME_STATE();
 }
 
@@ -1202,20 +1152,20 @@ TEST_F(mig, resume_through_the_mmap)
 
 	ASSERT_NE(NULL, map);
 	ASSERT_EQ(0, migdev_ctl(&self->a, "step", "%d", 100));
-	ASSERT_EQ(0, mig_set_state(&self->a, V1_SAVING));
+	ASSERT_EQ(0, mig_set_state(&self->a, MIGDEV_V1_SAVING));
 	ASSERT_EQ(0, save_rest(&self->a, self->stream, &self->len));
-	ASSERT_EQ(0, mig_set_state(&self->a, V1_STOP));
+	ASSERT_EQ(0, mig_set_state(&self->a, MIGDEV_V1_STOP));
 
-	ASSERT_EQ(0, mig_set_state(&self->b, V1_RESUMING));
+	ASSERT_EQ(0, mig_set_state(&self->b, MIGDEV_V1_RESUMING));
 	while (at < self->len) {
 		memcpy(&size, self->stream + at, 8);
-		ASSERT_EQ(self->b.mmap_offset, mig_read64(&self->b, MIG_DATA_OFFSET));
+		ASSERT_EQ(self->b.mmap_offset, mig_read64(&self->b, MIGDEV_HDR_DATA_OFFSET));
 		ASSERT_LE(size, self->b.mmap_size);
 		memcpy(map, self->stream + at + 8, size);
-		ASSERT_EQ(0, mig_write(&self->b, MIG_DATA_SIZE, &size, 8));
+		ASSERT_EQ(0, mig_write(&self->b, MIGDEV_HDR_DATA_SIZE, &size, 8));
 		at += 8 + size;
 	}
-	ASSERT_EQ(0, mig_set_state(&self->b, V1_RUNNING));
+	ASSERT_EQ(0, mig_set_state(&self->b, MIGDEV_V1_RUNNING));
 	EXPECT_SAME_STATE();
 	munmap(map, self->b.mmap_size);
 }
@@ -1257,20 +1207,20 @@ TEST_F(mig, resume_while_the_mapping_changes)
 
 	ASSERT_NE(NULL, map);
 	memset(map, 0x5a, size);
-	ASSERT_EQ(0, mig_set_state(&self->b, V1_RESUMING));
+	ASSERT_EQ(0, mig_set_state(&self->b, MIGDEV_V1_RESUMING));
 	ASSERT_EQ(0, pthread_create(&thread, NULL, flip_header, &f));
 	for (i = 0; i < 2000; i++) {
-		ret = mig_write(&self->b, MIG_DATA_SIZE, &size, 8);
+		ret = mig_write(&self->b, MIGDEV_HDR_DATA_SIZE, &size, 8);
 		if (!ret) {
 			taken++;
 			continue;
 		}
-		if (ret == -EINVAL && mig_state(&self->b) == (V1_SAVING | V1_RESUMING))
+		if (ret == -EINVAL && mig_state(&self->b) == (MIGDEV_V1_SAVING | MIGDEV_V1_RESUMING))
 			refused++;
 		else
 			other++;
 		ASSERT_EQ(0, ioctl(self->b.fd, VFIO_DEVICE_RESET));
-		ASSERT_EQ(0, mig_set_state(&self->b, V1_RESUMING));
+		ASSERT_EQ(0, mig_set_state(&self->b, MIGDEV_V1_RESUMING));
 	}
 	__atomic_store_n(&f.stop, true, __ATOMIC_RELAXED);
 	pthread_join(thread, NULL);
@@ -1289,37 +1239,37 @@ TEST_F(mig, resume_while_the_mapping_changes)
 TEST_F(mig, reset_outside_the_error_state)
 {
 	static const uint32_t states[] = {
-		V1_SAVING | V1_RUNNING, V1_SAVING, V1_STOP, V1_RESUMING,
+		MIGDEV_V1_SAVING | MIGDEV_V1_RUNNING, MIGDEV_V1_SAVING, MIGDEV_V1_STOP, MIGDEV_V1_RESUMING,
 	};
 	unsigned int i;
 
 	reset_state(self->sb);
 	for (i = 0; i < ARRAY_SIZE(states); i++) {
 		ASSERT_EQ(0, migdev_ctl(&self->a, "step", "%d", 7));
-		ASSERT_EQ(0, bar0_write(&self->a, REG_SCRATCH + 8, i + 1, 4));
+		ASSERT_EQ(0, bar0_write(&self->a, MIGDEV_REG_SCRATCH + 8, i + 1, 4));
 		ASSERT_EQ(0, mig_set_state(&self->a, states[i]));
-		if (states[i] & V1_SAVING)
-			ASSERT_EQ(4096, mig_read64(&self->a, MIG_DATA_OFFSET));
+		if (states[i] & MIGDEV_V1_SAVING)
+			ASSERT_EQ(4096, mig_read64(&self->a, MIGDEV_HDR_DATA_OFFSET));
 		ASSERT_EQ(0, ioctl(self->a.fd, VFIO_DEVICE_RESET));
-		EXPECT_EQ(V1_RUNNING, mig_state(&self->a));
-		EXPECT_EQ(0, mig_read64(&self->a, MIG_PENDING));
+		EXPECT_EQ(MIGDEV_V1_RUNNING, mig_state(&self->a));
+		EXPECT_EQ(0, mig_read64(&self->a, MIGDEV_HDR_PENDING));
 		ASSERT_EQ(0, migdev_state(&self->a, self->sa));
 		EXPECT_EQ(0, memcmp(self->sa, self->sb, MIGDEV_STATE_BYTES)) {
 			ksft_print_msg("reset in state %u\n", states[i]);
 		}
 	}
 	ASSERT_EQ(0, migdev_ctl(&self->a, "step", "%d", 3));
-	ASSERT_EQ(0, mig_set_state(&self->a, V1_SAVING));
+	ASSERT_EQ(0, mig_set_state(&self->a, MIGDEV_V1_SAVING));
 	ASSERT_EQ(0, save_rest(&self->a, self->stream, &self->len));
-	ASSERT_EQ(0, mig_set_state(&self->b, V1_RESUMING));
-	ASSERT_EQ(0, resume_stream(&self->b, self->stream, self->len));
-	ASSERT_EQ(0, mig_set_state(&self->b, V1_RUNNING));
+	ASSERT_EQ(0, mig_set_state(&self->b, MIGDEV_V1_RESUMING));
+	ASSERT_EQ(0, migdev_resume(&self->b, self->stream, self->len));
+	ASSERT_EQ(0, mig_set_state(&self->b, MIGDEV_V1_RUNNING));
 	EXPECT_SAME_STATE();
 }
 
 static int rd(struct migdev *md, uint64_t pos, size_t len)
 {
-	static uint8_t buf[MIGDEV_DATA_BYTES + 4096];
+	static uint8_t buf[MIGDEV_DATA_SIZE + 4096];
 	ssize_t n = pread(md->fd, buf, len, pos);
 
 	return n < 0 ? -errno : (int)n;
@@ -1367,15 +1317,15 @@ TEST_F(mig, region_bounds)
 	EXPECT_EQ(-EINVAL, rd(md, md->bar0, 2));
 	EXPECT_EQ(-EINVAL, rd(md, md->bar0, 16));
 	EXPECT_EQ(-EINVAL, wr(md, md->bar0 + 4096, 4));
-	EXPECT_EQ(-EINVAL, wr(md, md->bar0 + REG_SCRATCH + 1, 4));
+	EXPECT_EQ(-EINVAL, wr(md, md->bar0 + MIGDEV_REG_SCRATCH + 1, 4));
 	/* the migration region: the header, a gap, the data section */
 	EXPECT_EQ(-EINVAL, rd(md, md->mig + 32, 8));
 	EXPECT_EQ(-EINVAL, rd(md, md->mig + 4095, 1));
-	EXPECT_EQ(MIGDEV_DATA_BYTES, rd(md, md->mig + 4096, MIGDEV_DATA_BYTES));
+	EXPECT_EQ(MIGDEV_DATA_SIZE, rd(md, md->mig + 4096, MIGDEV_DATA_SIZE));
 	EXPECT_EQ(1, rd(md, md->mig + md->mig_size - 1, 1));
 	EXPECT_EQ(-EINVAL, rd(md, md->mig + md->mig_size - 4, 8));
 	EXPECT_EQ(-EINVAL, rd(md, md->mig + md->mig_size, 1));
-	EXPECT_EQ(-EINVAL, rd(md, md->mig + 4096, MIGDEV_DATA_BYTES + 1));
+	EXPECT_EQ(-EINVAL, rd(md, md->mig + 4096, MIGDEV_DATA_SIZE + 1));
 	EXPECT_EQ(-EINVAL, wr(md, md->mig + md->mig_size, 1));
 	/* regions without anything, and beyond the last */
 	EXPECT_EQ(-EINVAL, rd(md, bar1, 4));
@@ -1385,16 +1335,16 @@ TEST_F(mig, region_bounds)
 	EXPECT_EQ(EINVAL, errno);
 	/* only the data section maps, shared, whole pages inside it */
 	EXPECT_EQ(0, map_at(md, md->mig + 4096, 4096, MAP_SHARED));
-	EXPECT_EQ(0, map_at(md, md->mig + 4096, MIGDEV_DATA_BYTES, MAP_SHARED));
-	EXPECT_EQ(-EINVAL, map_at(md, md->mig + 4096, MIGDEV_DATA_BYTES + 4096,
+	EXPECT_EQ(0, map_at(md, md->mig + 4096, MIGDEV_DATA_SIZE, MAP_SHARED));
+	EXPECT_EQ(-EINVAL, map_at(md, md->mig + 4096, MIGDEV_DATA_SIZE + 4096,
 				  MAP_SHARED));
-	EXPECT_EQ(-EINVAL, map_at(md, md->mig + 4096 + MIGDEV_DATA_BYTES, 4096,
+	EXPECT_EQ(-EINVAL, map_at(md, md->mig + 4096 + MIGDEV_DATA_SIZE, 4096,
 				  MAP_SHARED));
 	EXPECT_EQ(-EINVAL, map_at(md, md->mig, 4096, MAP_SHARED));
 	EXPECT_EQ(-EINVAL, map_at(md, md->mig + 4096, 4096, MAP_PRIVATE));
 	EXPECT_EQ(-EINVAL, map_at(md, md->bar0, 4096, MAP_SHARED));
 	EXPECT_EQ(-EINVAL, map_at(md, md->config, 4096, MAP_SHARED));
-	EXPECT_EQ(V1_RUNNING, mig_state(md));
+	EXPECT_EQ(MIGDEV_V1_RUNNING, mig_state(md));
 }
 
 /*
@@ -1440,8 +1390,8 @@ TEST(removal_while_open)
 	snprintf(path, sizeof(path), "%s" MIGDEV_TYPE "/create", types);
 	fd = open(path, O_WRONLY);
 	if (fd < 0)
-		VFIO_SKIP_OR_FAIL("migdev", return,
-				  "no migdev parent (CONFIG_SAMPLE_VFIO_MDEV_MIGDEV)");
+		SKIP(return,
+		     "migdev: no migdev parent (CONFIG_SAMPLE_VFIO_MDEV_MIGDEV)");
 	ASSERT_EQ(strlen(uuid), write(fd, uuid, strlen(uuid)));
 	close(fd);
 	for (nth = 0; ; nth++) {
@@ -1450,10 +1400,10 @@ TEST(removal_while_open)
 			break;
 		migdev_close(&md);
 	}
-	page = mmap(NULL, PAGE_4K, PROT_READ | PROT_WRITE,
+	page = mmap(NULL, VFIO_MIG_PAGE_4K, PROT_READ | PROT_WRITE,
 		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	ASSERT_NE(MAP_FAILED, page);
-	ASSERT_EQ(0, vfio_map(md.container, 0x100000, page, PAGE_4K));
+	ASSERT_EQ(0, vfio_map(md.container, 0x100000, page, VFIO_MIG_PAGE_4K));
 	ASSERT_EQ(0, migdev_ctl(&md, "dma", "keep 0x100000 1 0"));
 	EXPECT_EQ(1, migdev_pinned(&md));
 
@@ -1476,7 +1426,7 @@ TEST(removal_while_open)
 	EXPECT_TRUE(WIFEXITED(status) && !WEXITSTATUS(status));
 	snprintf(path, sizeof(path), "/sys/bus/mdev/devices/%s", uuid);
 	EXPECT_EQ(-1, access(path, F_OK));
-	munmap(page, PAGE_4K);
+	munmap(page, VFIO_MIG_PAGE_4K);
 }
 
 TEST_HARNESS_MAIN

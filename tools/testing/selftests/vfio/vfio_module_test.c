@@ -10,7 +10,7 @@
 #include <sys/syscall.h>
 
 #include "../kselftest_harness.h"
-#include "migdev.h"
+#include <vfio_mig_migdev.h>
 
 #define TYPES	"/sys/class/mdev_bus/migdev/mdev_supported_types/"
 #define MAX_UUIDS	8
@@ -68,16 +68,16 @@ static int instances(const char *type, char uuids[][64])
 
 /*
  * Whether migdev can be unloaded and loaded again from @ko; if not, the
- * test skips (or fails, when required) with the reason.
+ * test skips with the reason.
  */
 static bool module_ready(struct __test_metadata *_metadata, const char *ko)
 {
 	if (!exists("/sys/module/%s/refcnt", "migdev"))
-		VFIO_SKIP_OR_FAIL("migdev-module", return false,
-				  "migdev is not a loaded module (CONFIG_SAMPLE_VFIO_MDEV_MIGDEV=m)");
+		SKIP(return false,
+		     "migdev-module: migdev is not a loaded module (CONFIG_SAMPLE_VFIO_MDEV_MIGDEV=m)");
 	if (!ko || access(ko, R_OK))
-		VFIO_SKIP_OR_FAIL("migdev-module", return false,
-				  "no module file: set MIGDEV_KO");
+		SKIP(return false,
+		     "migdev-module: no module file: set MIGDEV_KO");
 	return true;
 }
 
@@ -129,9 +129,9 @@ TEST(load_use_unload)
 		/* one used, and open while the module is asked to go */
 		ASSERT_EQ(0, migdev_open(&md, 0));
 		ASSERT_EQ(0, migdev_ctl(&md, "step", "%d", 5));
-		ASSERT_EQ(0, mig_set_state(&md, V1_SAVING | V1_RUNNING));
+		ASSERT_EQ(0, mig_set_state(&md, MIGDEV_V1_SAVING | MIGDEV_V1_RUNNING));
 		EXPECT_EQ(-EWOULDBLOCK, unload());
-		EXPECT_EQ(V1_SAVING | V1_RUNNING, mig_state(&md));
+		EXPECT_EQ(MIGDEV_V1_SAVING | MIGDEV_V1_RUNNING, mig_state(&md));
 		migdev_close(&md);
 		/* one removed: its debugfs directory goes with it */
 		ASSERT_EQ(0, remove_instance(ours[i]));

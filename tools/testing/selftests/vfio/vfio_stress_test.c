@@ -60,12 +60,12 @@
 #include <time.h>
 
 #include "../kselftest_harness.h"
-#include "migdev.h"
+#include <vfio_mig_migdev.h>
 
 #define NSLOTS		16
 #define STABLE		8		/* slots below it are never unmapped */
 #define SLOT_PAGES	32
-#define SLOT_SIZE	(SLOT_PAGES * PAGE_4K)
+#define SLOT_SIZE	(SLOT_PAGES * VFIO_MIG_PAGE_4K)
 #define SLOT_STRIDE	(2ULL << 20)	/* a hole after each mapping */
 #define BASE		0x100000000ULL
 #define NPAGES		(NSLOTS * SLOT_PAGES)
@@ -246,14 +246,14 @@ static void record_report(struct stress *st, uint64_t b, uint64_t e,
 			  uint32_t s0, uint32_t s1, const uint64_t *bm,
 			  uint64_t pgsize)
 {
-	struct rep r = { .b = b, .e = e, .per = pgsize / PAGE_4K };
+	struct rep r = { .b = b, .e = e, .per = pgsize / VFIO_MIG_PAGE_4K };
 	uint32_t slot, i;
 
 	for (slot = s0; slot <= s1; slot++) {
 		set_range(r.covered, slot * SLOT_PAGES, SLOT_PAGES);
 		for (i = 0; i < SLOT_PAGES; i++) {
 			uint64_t bit = (slot_iova(slot) - slot_iova(s0) +
-					i * PAGE_4K) / pgsize;
+					i * VFIO_MIG_PAGE_4K) / pgsize;
 
 			if (test_bit64(bm, bit))
 				set_range(r.dirty, slot * SLOT_PAGES + i, 1);
@@ -266,8 +266,8 @@ static void record_report(struct stress *st, uint64_t b, uint64_t e,
 static void wr_extent(struct wr *w, uint32_t slot, uint32_t page,
 		      uint32_t off, uint32_t len)
 {
-	w->first = slot * SLOT_PAGES + page + off / PAGE_4K;
-	w->n = (off % PAGE_4K + len - 1) / PAGE_4K + 1;
+	w->first = slot * SLOT_PAGES + page + off / VFIO_MIG_PAGE_4K;
+	w->n = (off % VFIO_MIG_PAGE_4K + len - 1) / VFIO_MIG_PAGE_4K + 1;
 }
 
 /*
@@ -297,8 +297,8 @@ static void ledger_write(struct stress *st, struct wr *w, int ret,
 		memcpy(&got, mem + k, 4);
 		if (got != want)
 			continue;
-		found |= 1ULL << ((off + k) / PAGE_4K - off / PAGE_4K);
-		found |= 1ULL << ((off + k + 3) / PAGE_4K - off / PAGE_4K);
+		found |= 1ULL << ((off + k) / VFIO_MIG_PAGE_4K - off / VFIO_MIG_PAGE_4K);
+		found |= 1ULL << ((off + k + 3) / VFIO_MIG_PAGE_4K - off / VFIO_MIG_PAGE_4K);
 	}
 	pw = *w;
 	pw.n = 1;
@@ -324,7 +324,7 @@ static int dma(struct stress *st, struct migdev *md, const char *cmd,
 	       uint32_t slot, uint32_t page, uint32_t off, uint32_t len,
 	       bool writes, struct wr *w)
 {
-	uint64_t iova = slot_iova(slot) + page * PAGE_4K + off;
+	uint64_t iova = slot_iova(slot) + page * VFIO_MIG_PAGE_4K + off;
 	int ret;
 
 	w->b = tick(st);
@@ -353,14 +353,14 @@ static void pick(uint64_t *s, uint32_t max_pages, uint32_t *slot,
 	uint32_t pages = 1 + rnd(s, max_pages);
 
 	*slot = rnd(s, NSLOTS);
-	*off = rnd(s, PAGE_4K) & ~3U;
+	*off = rnd(s, VFIO_MIG_PAGE_4K) & ~3U;
 	if (max_pages > 1 && !rnd(s, 4)) {
 		*page = ro_page(*slot) - 1;
-		*len = PAGE_4K - *off + 1 + rnd(s, PAGE_4K);
+		*len = VFIO_MIG_PAGE_4K - *off + 1 + rnd(s, VFIO_MIG_PAGE_4K);
 		return;
 	}
 	*page = rnd(s, SLOT_PAGES - pages + 1);
-	*len = 1 + rnd(s, pages * PAGE_4K - *off);
+	*len = 1 + rnd(s, pages * VFIO_MIG_PAGE_4K - *off);
 }
 
 struct worker {
@@ -451,7 +451,7 @@ static void working_set(struct worker *w, struct migdev *md, bool imprecise)
 
 	slot = rnd(&w->seed, NSLOTS);
 	page = rnd(&w->seed, SLOT_PAGES - pages + 1);
-	ret = dma(st, md, "keep", slot, page, 0, pages * PAGE_4K, false, &k);
+	ret = dma(st, md, "keep", slot, page, 0, pages * VFIO_MIG_PAGE_4K, false, &k);
 	check(w, "keep", ret, EINVAL, EFAULT, EBUSY, ENOSPC, 0);
 	if (imprecise)
 		pin_begin(w, &k, ret);
@@ -459,8 +459,8 @@ static void working_set(struct worker *w, struct migdev *md, bool imprecise)
 	for (i = 0; !ret && i < nw; i++) {
 		uint32_t p0 = i * pages / nw, n = (i + 1) * pages / nw - p0;
 
-		off = rnd(&w->seed, n * PAGE_4K);
-		len = 1 + rnd(&w->seed, n * PAGE_4K - off);
+		off = rnd(&w->seed, n * VFIO_MIG_PAGE_4K);
+		len = 1 + rnd(&w->seed, n * VFIO_MIG_PAGE_4K - off);
 		/* the pages may be unmapped under it: -EFAULT */
 		check(w, "kept", dma(st, md, "kept", slot, page + p0, off, len,
 				     true, &wr),
@@ -512,9 +512,9 @@ static void *precise_thread(void *arg)
 static int bar0_cmd(struct stress *st, uint32_t cmd, uint32_t slot,
 		    uint32_t page, uint32_t off, uint32_t len, bool writes)
 {
-	uint64_t iova = slot_iova(slot) + page * PAGE_4K + off;
-	uint32_t count = bar0_read32(&st->b, REG_DMA_COUNT);
-	uint32_t status = bar0_read32(&st->b, REG_DMA_STATUS);
+	uint64_t iova = slot_iova(slot) + page * VFIO_MIG_PAGE_4K + off;
+	uint32_t count = bar0_read32(&st->b, MIGDEV_REG_DMA_COUNT);
+	uint32_t status = bar0_read32(&st->b, MIGDEV_REG_DMA_STATUS);
 	struct wr w;
 	int ret;
 
@@ -526,8 +526,8 @@ static int bar0_cmd(struct stress *st, uint32_t cmd, uint32_t slot,
 	w.e = tick(st);
 	if (ret)
 		return ret;	/* the command did not run */
-	if (bar0_read32(&st->b, REG_DMA_COUNT) == count)
-		ret = (int)bar0_read32(&st->b, REG_DMA_STATUS);
+	if (bar0_read32(&st->b, MIGDEV_REG_DMA_COUNT) == count)
+		ret = (int)bar0_read32(&st->b, MIGDEV_REG_DMA_STATUS);
 	if (writes) {
 		wr_extent(&w, slot, page, off, len);
 		w.what = "bar0";
@@ -545,14 +545,14 @@ static void *bar0_thread(void *arg)
 	int ret;
 
 	while (running(st)) {
-		cmd = CMD_WRITE_PIN + rnd(&w->seed, CMD_WRITE_KEPT);
-		pick(&w->seed, cmd == CMD_PIN ? 8 : 3, &slot, &page, &off, &len);
+		cmd = MIGDEV_CMD_WRITE_PIN + rnd(&w->seed, MIGDEV_CMD_WRITE_KEPT);
+		pick(&w->seed, cmd == MIGDEV_CMD_PIN ? 8 : 3, &slot, &page, &off, &len);
 		ret = bar0_cmd(st, cmd, slot, page, off, len,
-			       cmd != CMD_PIN && cmd != CMD_UNPIN);
+			       cmd != MIGDEV_CMD_PIN && cmd != MIGDEV_CMD_UNPIN);
 		check(w, "bar0 command", ret, EINVAL, EFAULT, ENOSPC, 0);
 		if (ret) {
 			/* a release succeeds: the status is 0 again */
-			ret = bar0_cmd(st, CMD_UNPIN, 0, 0, 0, 0, false);
+			ret = bar0_cmd(st, MIGDEV_CMD_UNPIN, 0, 0, 0, 0, false);
 			check(w, "bar0 release", ret, 0);
 		}
 	}
@@ -589,7 +589,7 @@ static void mapper_unmap(struct worker *w, uint32_t slot)
 	if (rnd(&w->seed, 4)) {
 		u.b = tick(st);
 		ret = vfio_unmap_bitmap(st->container, slot_iova(slot), SLOT_SIZE,
-					PAGE_4K, bm, sizeof(bm), &unmapped);
+					VFIO_MIG_PAGE_4K, bm, sizeof(bm), &unmapped);
 		u.e = tick(st);
 		push(st, &st->attempts, &u);
 		/*
@@ -598,7 +598,7 @@ static void mapper_unmap(struct worker *w, uint32_t slot)
 		 */
 		check(w, "unmap with a bitmap", ret, EINVAL, EBUSY, 0);
 		if (!ret) {
-			record_report(st, u.b, u.e, slot, slot, bm, PAGE_4K);
+			record_report(st, u.b, u.e, slot, slot, bm, VFIO_MIG_PAGE_4K);
 			if (unmapped != SLOT_SIZE)
 				fail(st, "mapper: unmap with a bitmap: %llu bytes unmapped",
 				     (unsigned long long)unmapped);
@@ -649,13 +649,13 @@ static void *mapper_thread(void *arg)
 /* GET_BITMAP of slots [s0, s1] at @pgsize; in the ledger when it succeeds. */
 static int get(struct stress *st, uint32_t s0, uint32_t s1, uint64_t pgsize)
 {
-	uint64_t bm[(NSLOTS * SLOT_STRIDE / PAGE_4K) / 64] = { 0 };
+	uint64_t bm[(NSLOTS * SLOT_STRIDE / VFIO_MIG_PAGE_4K) / 64] = { 0 };
 	uint64_t size = slot_iova(s1) + SLOT_SIZE - slot_iova(s0);
 	uint64_t b = tick(st);
 	int ret;
 
 	ret = vfio_get_bitmap(st->container, slot_iova(s0), size, pgsize, bm,
-			      bitmap_bytes(size, pgsize));
+			      vfio_mig_bitmap_bytes(size, pgsize));
 	if (!ret)
 		record_report(st, b, tick(st), s0, s1, bm, pgsize);
 	return ret;
@@ -669,7 +669,7 @@ static int get(struct stress *st, uint32_t s0, uint32_t s1, uint64_t pgsize)
  */
 static void *reporter_thread(void *arg)
 {
-	static const uint64_t pgsizes[] = { PAGE_4K, PAGE_4K, 2 * PAGE_4K, 16 * PAGE_4K };
+	static const uint64_t pgsizes[] = { VFIO_MIG_PAGE_4K, VFIO_MIG_PAGE_4K, 2 * VFIO_MIG_PAGE_4K, 16 * VFIO_MIG_PAGE_4K };
 	struct worker *w = arg;
 	struct stress *st = w->st;
 	uint64_t next = now_ns() + CYCLE_MS * 1000000ULL;
@@ -683,7 +683,7 @@ static void *reporter_thread(void *arg)
 			push(st, &st->sweeps, &ep);
 			/* holes, such as unmapped slots, report nothing */
 			for (slot = 0; slot < NSLOTS; slot++)
-				check(w, "GET_BITMAP", get(st, slot, slot, PAGE_4K), 0);
+				check(w, "GET_BITMAP", get(st, slot, slot, VFIO_MIG_PAGE_4K), 0);
 			check(w, "STOP",
 			      vfio_dirty(st->container, VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP), 0);
 			check(w, "START",
@@ -707,13 +707,13 @@ static void *reporter_thread(void *arg)
 /* save: A's migration region, as QEMU 7.2 reads it. */
 static int save_chunks(struct stress *st, int max)
 {
-	static uint8_t buf[MIGDEV_DATA_BYTES];
+	static uint8_t buf[MIGDEV_DATA_SIZE];
 	uint64_t off, size;
 	int i;
 
-	for (i = 0; i < max && mig_read64(&st->a, MIG_PENDING); i++) {
-		off = mig_read64(&st->a, MIG_DATA_OFFSET);
-		size = mig_read64(&st->a, MIG_DATA_SIZE);
+	for (i = 0; i < max && mig_read64(&st->a, MIGDEV_HDR_PENDING); i++) {
+		off = mig_read64(&st->a, MIGDEV_HDR_DATA_OFFSET);
+		size = mig_read64(&st->a, MIGDEV_HDR_DATA_SIZE);
 		if (off == ~0ULL || size > sizeof(buf))
 			return -EIO;
 		if (size && mig_read(&st->a, off, buf, size))
@@ -728,14 +728,14 @@ static void *save_thread(void *arg)
 	struct stress *st = w->st;
 
 	while (running(st)) {
-		check(w, "to pre-copy", mig_set_state(&st->a, V1_SAVING | V1_RUNNING), 0);
+		check(w, "to pre-copy", mig_set_state(&st->a, MIGDEV_V1_SAVING | MIGDEV_V1_RUNNING), 0);
 		check(w, "pre-copy", save_chunks(st, 1 + rnd(&w->seed, 4)), 0);
 		if (!rnd(&w->seed, 4)) {
 			/* stop-and-copy: A's DMA is refused (-EBUSY) meanwhile */
-			check(w, "to stop-and-copy", mig_set_state(&st->a, V1_SAVING), 0);
+			check(w, "to stop-and-copy", mig_set_state(&st->a, MIGDEV_V1_SAVING), 0);
 			check(w, "stop-and-copy", save_chunks(st, 1000), 0);
 		}
-		check(w, "to running", mig_set_state(&st->a, V1_RUNNING), 0);
+		check(w, "to running", mig_set_state(&st->a, MIGDEV_V1_RUNNING), 0);
 		usleep(rnd(&w->seed, 5000));
 	}
 	return NULL;
@@ -1211,8 +1211,8 @@ FIXTURE_SETUP(stress)
 					      sizeof(st->d_uuid));
 	if (ret == -ENODEV || st->d_group_id < 0 ||
 	    vfio_find_mdev_group(MIGDEV_PRECISE_TYPE, 1, NULL, 0) < 0)
-		VFIO_SKIP_OR_FAIL("migdev", return,
-				  "needs two instances of migdev-1 and of migdev-precise");
+		SKIP(return,
+		     "migdev: needs two instances of migdev-1 and of migdev-precise");
 	ASSERT_EQ(0, ret);
 	st->container = st->a.container;
 	ASSERT_EQ(0, migdev_open_type(&st->b, MIGDEV_PRECISE_TYPE, 0, st->container));
@@ -1222,7 +1222,7 @@ FIXTURE_SETUP(stress)
 	ASSERT_NE(MAP_FAILED, st->mem);
 	for (slot = 0; slot < NSLOTS; slot++) {
 		ASSERT_EQ(0, mprotect(st->mem + slot * SLOT_SIZE +
-				      ro_page(slot) * PAGE_4K, PAGE_4K, PROT_READ));
+				      ro_page(slot) * VFIO_MIG_PAGE_4K, VFIO_MIG_PAGE_4K, PROT_READ));
 		ASSERT_EQ(0, vfio_map(st->container, slot_iova(slot),
 				      st->mem + slot * SLOT_SIZE, SLOT_SIZE));
 		st->mapped[slot] = true;
@@ -1288,10 +1288,10 @@ TEST_F_TIMEOUT(stress, eight_threads_lose_no_dirty_page, 900)
 	/* the last report: of everything mapped, tracking on */
 	ep.b = tick(st);
 	push(st, &st->sweeps, &ep);
-	ASSERT_EQ(V1_RUNNING, mig_state(&st->a));
+	ASSERT_EQ(MIGDEV_V1_RUNNING, mig_state(&st->a));
 	for (slot = 0; slot < NSLOTS; slot++)
 		if (st->mapped[slot])
-			ASSERT_EQ(0, get(st, slot, slot, PAGE_4K));
+			ASSERT_EQ(0, get(st, slot, slot, VFIO_MIG_PAGE_4K));
 
 	for (k = 0; k < NTHREADS; k++)
 		ksft_print_msg("%-8s %8lu calls, %lu refused as allowed\n",
@@ -1355,11 +1355,11 @@ TEST_F_TIMEOUT(stress, eight_threads_lose_no_dirty_page, 900)
 	ASSERT_EQ(0, migdev_ctl(&st->c, "dma", "release 0 0 0"));
 	for (slot = 0; slot < NSLOTS; slot++)
 		ASSERT_EQ(0, vfio_get_bitmap(st->container, slot_iova(slot), SLOT_SIZE,
-					     PAGE_4K, bm, sizeof(bm)));
+					     VFIO_MIG_PAGE_4K, bm, sizeof(bm)));
 	for (slot = 0; slot < NSLOTS; slot++) {
 		memset(bm, 0, sizeof(bm));
 		ASSERT_EQ(0, vfio_get_bitmap(st->container, slot_iova(slot), SLOT_SIZE,
-					     PAGE_4K, bm, sizeof(bm)));
+					     VFIO_MIG_PAGE_4K, bm, sizeof(bm)));
 		EXPECT_EQ(0, bm[0]) {
 			ksft_print_msg("slot %u: %#llx dirty while quiet\n", slot,
 				       (unsigned long long)bm[0]);

@@ -1,59 +1,10 @@
-/* SPDX-License-Identifier: GPL-2.0-only */
+// SPDX-License-Identifier: GPL-2.0-only
 /*
- * Helpers for tests of the migdev sample driver (samples/vfio-mdev/migdev.c):
- * open an instance, find its v1 migration region, access the region's
- * header at natural width, and drive the device through its debugfs files.
+ * The migdev device as the selftests drive it: see vfio_mig_migdev.h.
  */
-#ifndef __SELFTESTS_VFIO_MIGDEV_H
-#define __SELFTESTS_VFIO_MIGDEV_H
-
 #include <stdarg.h>
-#include <stddef.h>
-#include "vfio_util.h"
 
-#define MIGDEV_TYPE		"migdev-1"
-#define MIGDEV_PRECISE_TYPE	"migdev-precise"	/* reports its writes */
-#define MIGDEV_DEBUGFS		"/sys/kernel/debug/migdev"
-#define MIGDEV_STATE_BYTES	(4096 + 64 * 4096)
-
-#define V1_STOP		VFIO_DEVICE_STATE_V1_STOP
-#define V1_RUNNING	VFIO_DEVICE_STATE_V1_RUNNING
-#define V1_SAVING	VFIO_DEVICE_STATE_V1_SAVING
-#define V1_RESUMING	VFIO_DEVICE_STATE_V1_RESUMING
-
-#define MIG_STATE	offsetof(struct vfio_device_migration_info, device_state)
-#define MIG_RESERVED	offsetof(struct vfio_device_migration_info, reserved)
-#define MIG_PENDING	offsetof(struct vfio_device_migration_info, pending_bytes)
-#define MIG_DATA_OFFSET	offsetof(struct vfio_device_migration_info, data_offset)
-#define MIG_DATA_SIZE	offsetof(struct vfio_device_migration_info, data_size)
-
-/* BAR0 registers of the device (see samples/vfio-mdev/migdev.c) */
-#define REG_ID		0x00
-#define REG_DMA_ADDR	0x08
-#define REG_DMA_LEN	0x10
-#define REG_DMA_SEED	0x14
-#define REG_DMA_CMD	0x18
-#define REG_DMA_STATUS	0x1c
-#define REG_DMA_COUNT	0x20
-#define REG_SCRATCH	0x100
-#define MIGDEV_ID	0x6d696764
-#define MIGDEV_BAR0_BYTES	4096
-#define MIGDEV_DATA_BYTES	(64 * 1024)
-
-enum { CMD_WRITE_PIN = 1, CMD_WRITE_RW, CMD_PIN, CMD_UNPIN, CMD_WRITE_KEPT };
-
-struct migdev {
-	char uuid[256];
-	int container;
-	int group;
-	int fd;
-	uint64_t config;	/* offset of the config space region */
-	uint64_t bar0;		/* offset of the BAR0 region */
-	uint64_t mig;		/* offset of the migration region */
-	uint64_t mig_size;
-	uint64_t mmap_offset;	/* of the mmappable area in the region */
-	uint64_t mmap_size;
-};
+#include <vfio_mig_migdev.h>
 
 /*
  * Open instance @nth of mdev type @type ("migdev-1" or "migdev-precise"):
@@ -61,8 +12,8 @@ struct migdev {
  * @container (md->container is then a duplicate of it); 0, or -errno
  * (-ENODEV when there is no such instance).
  */
-static inline int migdev_open_type(struct migdev *md, const char *type,
-				   int nth, int container)
+int migdev_open_type(struct migdev *md, const char *type, int nth,
+		     int container)
 {
 	struct vfio_device_info info = { .argsz = sizeof(info) };
 	char buf[4096];
@@ -129,12 +80,12 @@ static inline int migdev_open_type(struct migdev *md, const char *type,
 }
 
 /* Open instance @nth of migdev-1 in a new type1 v2 container. */
-static inline int migdev_open(struct migdev *md, int nth)
+int migdev_open(struct migdev *md, int nth)
 {
 	return migdev_open_type(md, MIGDEV_TYPE, nth, -1);
 }
 
-static inline void migdev_close(struct migdev *md)
+void migdev_close(struct migdev *md)
 {
 	if (md->fd >= 0)
 		close(md->fd);
@@ -148,35 +99,34 @@ static inline void migdev_close(struct migdev *md)
 }
 
 /* Region accesses: 0 or -errno. */
-static inline int mig_read(struct migdev *md, uint64_t off, void *val, size_t len)
+int mig_read(struct migdev *md, uint64_t off, void *val, size_t len)
 {
 	ssize_t n = pread(md->fd, val, len, md->mig + off);
 
 	return n == (ssize_t)len ? 0 : (n < 0 ? -errno : -EIO);
 }
 
-static inline int mig_write(struct migdev *md, uint64_t off, const void *val,
-			    size_t len)
+int mig_write(struct migdev *md, uint64_t off, const void *val, size_t len)
 {
 	ssize_t n = pwrite(md->fd, val, len, md->mig + off);
 
 	return n == (ssize_t)len ? 0 : (n < 0 ? -errno : -EIO);
 }
 
-static inline uint32_t mig_state(struct migdev *md)
+uint32_t mig_state(struct migdev *md)
 {
 	uint32_t v = ~0U;
 
-	mig_read(md, MIG_STATE, &v, 4);
+	mig_read(md, MIGDEV_HDR_STATE, &v, 4);
 	return v;
 }
 
-static inline int mig_set_state(struct migdev *md, uint32_t state)
+int mig_set_state(struct migdev *md, uint32_t state)
 {
-	return mig_write(md, MIG_STATE, &state, 4);
+	return mig_write(md, MIGDEV_HDR_STATE, &state, 4);
 }
 
-static inline uint64_t mig_read64(struct migdev *md, uint64_t off)
+uint64_t mig_read64(struct migdev *md, uint64_t off)
 {
 	uint64_t v = ~0ULL;
 
@@ -185,15 +135,14 @@ static inline uint64_t mig_read64(struct migdev *md, uint64_t off)
 }
 
 /* BAR0 accesses, 4 or 8 bytes wide, as a guest's: 0 or -errno. */
-static inline int bar0_write(struct migdev *md, uint64_t off, uint64_t val,
-			     size_t len)
+int bar0_write(struct migdev *md, uint64_t off, uint64_t val, size_t len)
 {
 	ssize_t n = pwrite(md->fd, &val, len, md->bar0 + off);
 
 	return n == (ssize_t)len ? 0 : (n < 0 ? -errno : -EIO);
 }
 
-static inline uint32_t bar0_read32(struct migdev *md, uint64_t off)
+uint32_t bar0_read32(struct migdev *md, uint64_t off)
 {
 	uint32_t v = ~0U;
 
@@ -206,26 +155,26 @@ static inline uint32_t bar0_read32(struct migdev *md, uint64_t off)
  * Start a DMA command through BAR0, as a guest driver does: program the
  * address, length and seed, then write the command register.
  */
-static inline int bar0_dma(struct migdev *md, uint32_t cmd, uint64_t iova,
-			   uint32_t len, uint32_t seed)
+int bar0_dma(struct migdev *md, uint32_t cmd, uint64_t iova, uint32_t len,
+	     uint32_t seed)
 {
-	return bar0_write(md, REG_DMA_ADDR, iova, 8) ?:
-	       bar0_write(md, REG_DMA_LEN, len, 4) ?:
-	       bar0_write(md, REG_DMA_SEED, seed, 4) ?:
-	       bar0_write(md, REG_DMA_CMD, cmd, 4);
+	return bar0_write(md, MIGDEV_REG_DMA_ADDR, iova, 8) ?:
+	       bar0_write(md, MIGDEV_REG_DMA_LEN, len, 4) ?:
+	       bar0_write(md, MIGDEV_REG_DMA_SEED, seed, 4) ?:
+	       bar0_write(md, MIGDEV_REG_DMA_CMD, cmd, 4);
 }
 
 /*
- * Poll BAR0 until REG_DMA_COUNT differs from @count or REG_DMA_STATUS from
+ * Poll BAR0 until MIGDEV_REG_DMA_COUNT differs from @count or MIGDEV_REG_DMA_STATUS from
  * @status, for up to two seconds: true when it did.
  */
-static inline bool bar0_poll(struct migdev *md, uint32_t count, uint32_t status)
+bool bar0_poll(struct migdev *md, uint32_t count, uint32_t status)
 {
 	int i;
 
 	for (i = 0; i < 2000; i++) {
-		if (bar0_read32(md, REG_DMA_COUNT) != count ||
-		    bar0_read32(md, REG_DMA_STATUS) != status)
+		if (bar0_read32(md, MIGDEV_REG_DMA_COUNT) != count ||
+		    bar0_read32(md, MIGDEV_REG_DMA_STATUS) != status)
 			return true;
 		usleep(1000);
 	}
@@ -233,8 +182,7 @@ static inline bool bar0_poll(struct migdev *md, uint32_t count, uint32_t status)
 }
 
 /* Write a debugfs file of the instance; 0 or -errno of the write. */
-static inline int migdev_ctl(struct migdev *md, const char *file,
-			     const char *fmt, ...)
+int migdev_ctl(struct migdev *md, const char *file, const char *fmt, ...)
 {
 	char path[512], buf[128];
 	va_list ap;
@@ -254,8 +202,74 @@ static inline int migdev_ctl(struct migdev *md, const char *file,
 	return n;
 }
 
+int migdev_dma(struct migdev *md, const char *cmd, uint64_t iova, uint64_t len,
+	       uint32_t seed)
+{
+	return migdev_ctl(md, "dma", "%s 0x%llx %llu %u", cmd,
+			  (unsigned long long)iova, (unsigned long long)len,
+			  seed);
+}
+
+int64_t migdev_save_chunk(struct migdev *md, uint8_t *stream, size_t *len,
+			  size_t max, const void *map)
+{
+	uint64_t off = mig_read64(md, MIGDEV_HDR_DATA_OFFSET);
+	uint64_t size = mig_read64(md, MIGDEV_HDR_DATA_SIZE);
+	uint8_t *to = stream + *len + 8;
+
+	if (off == ~0ULL || size == ~0ULL || off != md->mmap_offset ||
+	    size > MIGDEV_DATA_SIZE || off + size > md->mig_size)
+		return -EINVAL;
+	if (*len + 8 + size > max)
+		return -ENOSPC;
+	if (map && off + size <= md->mmap_offset + md->mmap_size)
+		memcpy(to, (const char *)map + off - md->mmap_offset, size);
+	else if (mig_read(md, off, to, size))
+		return -EIO;
+	memcpy(stream + *len, &size, 8);
+	*len += 8 + size;
+	mig_read64(md, MIGDEV_HDR_PENDING);
+	return size;
+}
+
+int migdev_save_rest(struct migdev *md, uint8_t *stream, size_t *len,
+		     size_t max)
+{
+	int64_t n;
+
+	do {
+		n = migdev_save_chunk(md, stream, len, max, NULL);
+		if (n < 0)
+			return n;
+	} while (n && mig_read64(md, MIGDEV_HDR_PENDING));
+	return 0;
+}
+
+int migdev_resume(struct migdev *md, const uint8_t *stream, size_t len)
+{
+	size_t pos = 0;
+	int ret;
+
+	while (pos < len) {
+		uint64_t size, off;
+
+		memcpy(&size, stream + pos, 8);
+		off = mig_read64(md, MIGDEV_HDR_DATA_OFFSET);
+		if (off == ~0ULL)
+			return -EIO;
+		ret = mig_write(md, off, stream + pos + 8, size);
+		if (ret)
+			return ret;
+		ret = mig_write(md, MIGDEV_HDR_DATA_SIZE, &size, 8);
+		if (ret)
+			return ret;
+		pos += 8 + size;
+	}
+	return 0;
+}
+
 /* Read the instance's state (registers, internal state) into @buf. */
-static inline int migdev_state(struct migdev *md, void *buf)
+int migdev_state(struct migdev *md, void *buf)
 {
 	char path[512];
 	size_t got = 0;
@@ -274,7 +288,7 @@ static inline int migdev_state(struct migdev *md, void *buf)
 }
 
 /* A number in a debugfs file of the instance ("pinned", "logged"). */
-static inline long migdev_read(struct migdev *md, const char *file)
+long migdev_read(struct migdev *md, const char *file)
 {
 	char path[512];
 
@@ -282,7 +296,7 @@ static inline long migdev_read(struct migdev *md, const char *file)
 	return sysfs_read_long(path);
 }
 
-static inline long migdev_pinned(struct migdev *md)
+long migdev_pinned(struct migdev *md)
 {
 	return migdev_read(md, "pinned");
 }
@@ -291,17 +305,10 @@ static inline long migdev_pinned(struct migdev *md)
  * pid of the device's kernel thread, which runs its DMA commands and makes
  * their calls into VFIO (debugfs "worker"); -1 without one.
  */
-static inline int migdev_worker(struct migdev *md)
+int migdev_worker(struct migdev *md)
 {
 	long pid = migdev_read(md, "worker");
 
 	return pid > 0 ? (int)pid : -1;
 }
 
-/* Byte @pos of a DMA transfer seeded @seed: u32 word k is seed + k. */
-static inline uint8_t migdev_pattern(uint64_t pos, uint32_t seed)
-{
-	return (uint8_t)((seed + (uint32_t)(pos / 4)) >> (8 * (pos % 4)));
-}
-
-#endif /* __SELFTESTS_VFIO_MIGDEV_H */

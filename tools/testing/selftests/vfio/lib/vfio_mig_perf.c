@@ -1,23 +1,14 @@
-/* SPDX-License-Identifier: GPL-2.0-only */
+// SPDX-License-Identifier: GPL-2.0-only
 /*
- * Helpers for the VFIO timing programs (*_perf.c): a clock, anonymous
- * memory and one line per case,
- *
- *   <case>: median <value> <unit> (min .., max .., <n> runs)
- *
- * which tooling that compares kernels parses.
+ * The clock, memory and report line of the timing programs: see
+ * vfio_mig_perf.h.
  */
-#ifndef __SELFTESTS_VFIO_PERF_H
-#define __SELFTESTS_VFIO_PERF_H
-
 #include <time.h>
-#include "vfio_util.h"
 
-#define SZ_1G		0x40000000ULL
-#define SZ_1T		(1024 * SZ_1G)
-#define MAX_RUNS	101
+#include <vfio_mig_perf.h>
 
-static inline double now_us(void)
+/* CLOCK_MONOTONIC in microseconds. */
+double perf_now_us(void)
 {
 	struct timespec ts;
 
@@ -25,7 +16,7 @@ static inline double now_us(void)
 	return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
 }
 
-static inline int cmp_double(const void *a, const void *b)
+static int perf_cmp_double(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
 
@@ -33,17 +24,17 @@ static inline int cmp_double(const void *a, const void *b)
 }
 
 /* Print the median, minimum and maximum of @n timings, divided by @scale. */
-static inline void report(const char *name, double *t, int n, double scale,
-			  const char *unit)
+void perf_report(const char *name, double *t, int n, double scale,
+		 const char *unit)
 {
-	qsort(t, n, sizeof(*t), cmp_double);
+	qsort(t, n, sizeof(*t), perf_cmp_double);
 	printf("%s: median %.3f %s (min %.3f, max %.3f, %d runs)\n", name,
 	       t[n / 2] / scale, unit, t[0] / scale, t[n - 1] / scale, n);
 	fflush(stdout);
 }
 
 /* Anonymous memory that is not reserved up front; exits on failure. */
-static inline void *anon(uint64_t size, int prot)
+void *perf_anon(uint64_t size, int prot)
 {
 	void *p = mmap(NULL, size, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
 		       -1, 0);
@@ -56,7 +47,7 @@ static inline void *anon(uint64_t size, int prot)
 }
 
 /* Exit with a message when a call returned non-zero (-errno or -1). */
-static inline void must(int ret, const char *what)
+void perf_must(int ret, const char *what)
 {
 	if (ret) {
 		printf("%s: %s\n", what, strerror(ret < 0 && ret != -1 ? -ret : errno));
@@ -69,7 +60,7 @@ static inline void must(int ret, const char *what)
  * unreclaimable slab plus vmalloc, in KiB, from /proc/meminfo; -1 when it
  * cannot be read.
  */
-static inline long kernel_mem_kib(void)
+long perf_kernel_mem_kib(void)
 {
 	FILE *f = fopen("/proc/meminfo", "r");
 	long sum = 0, v, seen = 0;
@@ -87,5 +78,3 @@ static inline long kernel_mem_kib(void)
 	fclose(f);
 	return seen == 2 ? sum : -1;
 }
-
-#endif /* __SELFTESTS_VFIO_PERF_H */
