@@ -946,14 +946,6 @@ static void sweep_report(struct __test_metadata *_metadata, struct sweep *s,
 		s->more++;
 }
 
-/* A DMA command of the device at @iova: "rw", "keep"... */
-static int dma_at(struct migdev *md, const char *cmd, uint64_t iova,
-		  uint64_t len, uint32_t seed)
-{
-	return migdev_ctl(md, "dma", "%s 0x%llx %llu %u", cmd,
-			  (unsigned long long)iova, (unsigned long long)len, seed);
-}
-
 /*
  * A GET_BITMAP under fail-nth: [iova, iova + size) at @pgsize into
  * @bitmap (@words u64 words).  It must report at least @must: the pages
@@ -1056,7 +1048,7 @@ static void sparse_redirty(struct __test_metadata *_metadata, struct migdev *md)
 
 	for (c = 0; c < SP_SIZE / (SP_CHUNK_PAGES * VFIO_MIG_PAGE_4K); c++)
 		if (!sparse_pinned(c))
-			ASSERT_EQ(0, dma_at(md, "rw", SP_IOVA + sparse_page(c) * VFIO_MIG_PAGE_4K,
+			ASSERT_EQ(0, migdev_dma(md, "rw", SP_IOVA + sparse_page(c) * VFIO_MIG_PAGE_4K,
 					    8, c));
 }
 
@@ -1085,7 +1077,7 @@ TEST_F_TIMEOUT(pin, allocation_failures_get_sparse, 300)
 	for (i = 0; i < SP_SIZE / (SP_CHUNK_PAGES * VFIO_MIG_PAGE_4K); i++) {
 		set_bit64(c.must, sparse_page(i));
 		if (sparse_pinned(i))
-			ASSERT_EQ(0, dma_at(&self->md, "keep",
+			ASSERT_EQ(0, migdev_dma(&self->md, "keep",
 					    SP_IOVA + sparse_page(i) * VFIO_MIG_PAGE_4K, 1, 0));
 	}
 	get_sweep(_metadata, &c);
@@ -1104,7 +1096,7 @@ TEST_F_TIMEOUT(pin, allocation_failures_get_sparse, 300)
 
 static void dense_redirty(struct __test_metadata *_metadata, struct migdev *md)
 {
-	ASSERT_EQ(0, dma_at(md, "rw", DN_IOVA, DN_WRITTEN * VFIO_MIG_PAGE_4K, 1));
+	ASSERT_EQ(0, migdev_dma(md, "rw", DN_IOVA, DN_WRITTEN * VFIO_MIG_PAGE_4K, 1));
 }
 
 /*
@@ -1130,7 +1122,7 @@ TEST_F_TIMEOUT(pin, allocation_failures_get_dense, 300)
 	ASSERT_NE(NULL, c.must);
 	for (i = 0; i < DN_WRITTEN; i++)
 		set_bit64(c.must, i);
-	ASSERT_EQ(0, dma_at(&self->md, "keep", DN_IOVA + DN_PIN_PAGE * VFIO_MIG_PAGE_4K,
+	ASSERT_EQ(0, migdev_dma(&self->md, "keep", DN_IOVA + DN_PIN_PAGE * VFIO_MIG_PAGE_4K,
 			    DN_PINNED * VFIO_MIG_PAGE_4K, 0));
 	ASSERT_EQ(DN_PINNED, migdev_pinned(&self->md));
 	for (i = 0; i < DN_PINNED; i++)
@@ -1165,7 +1157,7 @@ static void bisect_redirty(struct __test_metadata *_metadata, struct migdev *md)
 	unsigned int i;
 
 	for (i = 0; i < ARRAY_SIZE(bi_in); i++)
-		ASSERT_EQ(0, dma_at(md, "rw", BI_IOVA + bi_in[i] * VFIO_MIG_PAGE_4K + 4, 8, i));
+		ASSERT_EQ(0, migdev_dma(md, "rw", BI_IOVA + bi_in[i] * VFIO_MIG_PAGE_4K + 4, 8, i));
 }
 
 /*
@@ -1197,12 +1189,12 @@ TEST_F_TIMEOUT(pin, allocation_failures_get_bisecting, 300)
 	ASSERT_EQ(0, vfio_map(self->md.container, BI_IOVA + 192 * VFIO_MIG_PAGE_4K,
 			      mem + 192 * VFIO_MIG_PAGE_4K, 64 * VFIO_MIG_PAGE_4K));
 	for (i = 0; i < ARRAY_SIZE(bi_out); i++) {
-		ASSERT_EQ(0, dma_at(&self->md, "rw", BI_IOVA + bi_out[i] * VFIO_MIG_PAGE_4K,
+		ASSERT_EQ(0, migdev_dma(&self->md, "rw", BI_IOVA + bi_out[i] * VFIO_MIG_PAGE_4K,
 				    8, i));
 		set_bit64(whole_must, bi_out[i]);
 	}
 	for (i = 0; i < ARRAY_SIZE(bi_pinned); i++) {
-		ASSERT_EQ(0, dma_at(&self->md, "keep", BI_IOVA + bi_pinned[i] * VFIO_MIG_PAGE_4K,
+		ASSERT_EQ(0, migdev_dma(&self->md, "keep", BI_IOVA + bi_pinned[i] * VFIO_MIG_PAGE_4K,
 				    1, 0));
 		set_bit64(whole_must, bi_pinned[i]);
 		if (bi_pinned[i] >= BI_FIRST && bi_pinned[i] < BI_FIRST + BI_PAGES)
@@ -1241,7 +1233,7 @@ static void coarse_redirty(struct __test_metadata *_metadata, struct migdev *md)
 	unsigned int i;
 
 	for (i = 0; i < ARRAY_SIZE(co_written); i++)
-		ASSERT_EQ(0, dma_at(md, "rw", CO_IOVA + co_written[i] * VFIO_MIG_PAGE_4K, 8, i));
+		ASSERT_EQ(0, migdev_dma(md, "rw", CO_IOVA + co_written[i] * VFIO_MIG_PAGE_4K, 8, i));
 }
 
 /*
@@ -1266,7 +1258,7 @@ TEST_F_TIMEOUT(pin, allocation_failures_get_coarse, 300)
 	ASSERT_NE(NULL, bitmap);
 	ASSERT_NE(NULL, must);
 	for (i = 0; i < ARRAY_SIZE(co_pinned); i++)
-		ASSERT_EQ(0, dma_at(&self->md, "keep", CO_IOVA + co_pinned[i] * VFIO_MIG_PAGE_4K,
+		ASSERT_EQ(0, migdev_dma(&self->md, "keep", CO_IOVA + co_pinned[i] * VFIO_MIG_PAGE_4K,
 				    1, 0));
 	for (p = 0; p < ARRAY_SIZE(pgsizes); p++) {
 		uint64_t per = pgsizes[p] / VFIO_MIG_PAGE_4K, nbits = CO_SIZE / pgsizes[p];
@@ -1294,7 +1286,7 @@ TEST_F_TIMEOUT(pin, allocation_failures_get_coarse, 300)
 /* Pages 30-31 written, page 50 pinned: the fixture mapping's dirty pages. */
 static void fixture_dirty(struct __test_metadata *_metadata, struct migdev *md)
 {
-	ASSERT_EQ(0, dma_at(md, "rw", IOVA + 30 * VFIO_MIG_PAGE_4K + 100, VFIO_MIG_PAGE_4K, 3));
+	ASSERT_EQ(0, migdev_dma(md, "rw", IOVA + 30 * VFIO_MIG_PAGE_4K + 100, VFIO_MIG_PAGE_4K, 3));
 }
 
 static void fixture_want(uint64_t *want)
@@ -1316,7 +1308,7 @@ TEST_F(pin, start_stop_allocate_nothing)
 
 	if (!fail_nth_ready(_metadata))
 		return;
-	ASSERT_EQ(0, dma_at(&self->md, "keep", IOVA + 50 * VFIO_MIG_PAGE_4K, 1, 0));
+	ASSERT_EQ(0, migdev_dma(&self->md, "keep", IOVA + 50 * VFIO_MIG_PAGE_4K, 1, 0));
 	fixture_dirty(_metadata, &self->md);
 
 	fd = no_alloc_arm(_metadata, 0);
@@ -1381,7 +1373,7 @@ TEST_F(pin, allocation_failures_unmap_no_bitmap)
 	mem = mmap(NULL, UM_PAGES * VFIO_MIG_PAGE_4K, PROT_READ | PROT_WRITE,
 		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	ASSERT_NE(MAP_FAILED, mem);
-	ASSERT_EQ(0, dma_at(&self->md, "keep", IOVA + 50 * VFIO_MIG_PAGE_4K, 1, 0));
+	ASSERT_EQ(0, migdev_dma(&self->md, "keep", IOVA + 50 * VFIO_MIG_PAGE_4K, 1, 0));
 	fixture_dirty(_metadata, &self->md);
 	for (n = 1; n < 256 && injected; n++) {
 		/* both mappings there, pages 2 and 9 pinned */
@@ -1391,9 +1383,9 @@ TEST_F(pin, allocation_failures_unmap_no_bitmap)
 		}
 		if (migdev_pinned(&self->md) != 3) {
 			ASSERT_EQ(0, migdev_ctl(&self->md, "dma", "release 0 0 0"));
-			ASSERT_EQ(0, dma_at(&self->md, "keep", IOVA + 50 * VFIO_MIG_PAGE_4K, 1, 0));
-			ASSERT_EQ(0, dma_at(&self->md, "keep", UM_IOVA + 2 * VFIO_MIG_PAGE_4K, 1, 0));
-			ASSERT_EQ(0, dma_at(&self->md, "keep", UM_IOVA + 9 * VFIO_MIG_PAGE_4K, 1, 0));
+			ASSERT_EQ(0, migdev_dma(&self->md, "keep", IOVA + 50 * VFIO_MIG_PAGE_4K, 1, 0));
+			ASSERT_EQ(0, migdev_dma(&self->md, "keep", UM_IOVA + 2 * VFIO_MIG_PAGE_4K, 1, 0));
+			ASSERT_EQ(0, migdev_dma(&self->md, "keep", UM_IOVA + 9 * VFIO_MIG_PAGE_4K, 1, 0));
 		}
 		ASSERT_EQ(3, migdev_pinned(&self->md));
 
@@ -1460,7 +1452,7 @@ TEST_F_TIMEOUT(pin, allocation_failures_attach_detach, 300)
 	if (id < 0)
 		SKIP(return, "migdev: needs two " MIGDEV_TYPE " mdevs");
 	snprintf(path, sizeof(path), "/dev/vfio/%d", id);
-	ASSERT_EQ(0, dma_at(&self->md, "keep", IOVA + 50 * VFIO_MIG_PAGE_4K, 1, 0));
+	ASSERT_EQ(0, migdev_dma(&self->md, "keep", IOVA + 50 * VFIO_MIG_PAGE_4K, 1, 0));
 	fixture_dirty(_metadata, &self->md);
 
 	group = open(path, O_RDWR);
@@ -1503,14 +1495,14 @@ TEST_F_TIMEOUT(pin, allocation_failures_attach_detach, 300)
 			ASSERT_EQ(0, ioctl(group, VFIO_GROUP_SET_CONTAINER, &c));
 		dev = ioctl(group, VFIO_GROUP_GET_DEVICE_FD, uuid);
 		ASSERT_GE(dev, 0);
-		ASSERT_EQ(0, dma_at(&md2, "keep", IOVA + 60 * VFIO_MIG_PAGE_4K, 1, 0));
-		ASSERT_EQ(0, dma_at(&md2, "rw", IOVA + 70 * VFIO_MIG_PAGE_4K, 8, 1));
+		ASSERT_EQ(0, migdev_dma(&md2, "keep", IOVA + 60 * VFIO_MIG_PAGE_4K, 1, 0));
+		ASSERT_EQ(0, migdev_dma(&md2, "rw", IOVA + 70 * VFIO_MIG_PAGE_4K, 8, 1));
 		fixture_want(self->want);
 		want_pages(self->want, 60, 1);
 		want_pages(self->want, 70, 1);
 		EXPECT_REPORT();
 		fixture_dirty(_metadata, &self->md);
-		ASSERT_EQ(0, dma_at(&md2, "rw", IOVA + 70 * VFIO_MIG_PAGE_4K, 8, 2));
+		ASSERT_EQ(0, migdev_dma(&md2, "rw", IOVA + 70 * VFIO_MIG_PAGE_4K, 8, 2));
 		close(dev);	/* unpins page 60 */
 
 		fd = no_alloc_arm(_metadata, 0);
@@ -1608,13 +1600,13 @@ TEST_F_TIMEOUT(pin, allocation_failures_dma_commands, 300)
 						     VFIO_MIG_PAGE_4K, self->bitmap,
 						     sizeof(self->bitmap)));
 			if (keeps_set)
-				ASSERT_EQ(0, dma_at(&self->md, "keep",
+				ASSERT_EQ(0, migdev_dma(&self->md, "keep",
 						    IOVA + KEPT_PAGE * VFIO_MIG_PAGE_4K,
 						    2 * VFIO_MIG_PAGE_4K, 0));
 
 			fd = fail_nth_arm(worker, n);
 			ASSERT_GE(fd, 0);
-			ret = dma_at(&self->md, d->cmd,
+			ret = migdev_dma(&self->md, d->cmd,
 				     IOVA + d->page * VFIO_MIG_PAGE_4K + d->off, d->len, n);
 			if (d->allocates) {
 				injected = fail_nth_disarm(fd);
@@ -1684,7 +1676,7 @@ TEST_F_TIMEOUT(pin, allocation_failures_dma_commands, 300)
 	memset(self->buf, 0, SIZE);
 	ASSERT_EQ(0, vfio_get_bitmap(self->md.container, IOVA, SIZE, VFIO_MIG_PAGE_4K,
 				     self->bitmap, sizeof(self->bitmap)));
-	ASSERT_EQ(0, dma_at(&self->md, "pin", IOVA + 5 * VFIO_MIG_PAGE_4K, 8, 3));
+	ASSERT_EQ(0, migdev_dma(&self->md, "pin", IOVA + 5 * VFIO_MIG_PAGE_4K, 8, 3));
 	EXPECT_TRUE(memory_is(self->buf, 5 * VFIO_MIG_PAGE_4K, 8, 3));
 	memset(self->want, 0, sizeof(self->want));
 	want_pages(self->want, 5, 1);
@@ -1856,9 +1848,8 @@ FIXTURE_TEARDOWN(precise)
 static int dma(struct migdev *md, const char *cmd, uint64_t page, uint64_t off,
 	       uint64_t len, uint32_t seed)
 {
-	return migdev_ctl(md, "dma", "%s 0x%llx %llu %u", cmd,
-			  (unsigned long long)(IOVA + page * VFIO_MIG_PAGE_4K + off),
-			  (unsigned long long)len, seed);
+	return migdev_dma(md, cmd, IOVA + page * VFIO_MIG_PAGE_4K + off, len,
+			  seed);
 }
 
 /*
@@ -2172,9 +2163,9 @@ TEST_F_TIMEOUT(precise, allocation_failures_report_writes, 300)
 	ASSERT_NE(MAP_FAILED, mem);
 	for (n = 1, injected = true; n < 256 && injected; n++) {
 		ASSERT_EQ(0, vfio_map(self->md.container, FAIL_IOVA, mem, FAIL_SIZE));
-		ASSERT_EQ(0, dma_at(&self->md, "keep", FAIL_IOVA + 4 * VFIO_MIG_PAGE_4K,
+		ASSERT_EQ(0, migdev_dma(&self->md, "keep", FAIL_IOVA + 4 * VFIO_MIG_PAGE_4K,
 				    2 * VFIO_MIG_PAGE_4K, 0));
-		ASSERT_EQ(0, dma_at(&self->md, "kept", FAIL_IOVA + 4 * VFIO_MIG_PAGE_4K + 64,
+		ASSERT_EQ(0, migdev_dma(&self->md, "kept", FAIL_IOVA + 4 * VFIO_MIG_PAGE_4K + 64,
 				    8, n));
 		bm[0] = 0;
 		must[0] = 0x10;

@@ -690,8 +690,7 @@ static void m_check_pinned(struct fuzz *f, struct model *m, struct migdev *md)
 static int dbg_dma(struct migdev *md, int cmd, uint64_t iova, uint64_t len,
 		   uint32_t seed)
 {
-	return migdev_ctl(md, "dma", "%s 0x%llx 0x%llx 0x%x", dma_names[cmd],
-			  (unsigned long long)iova, (unsigned long long)len, seed);
+	return migdev_dma(md, dma_names[cmd], iova, len, seed);
 }
 
 /*
@@ -1873,6 +1872,7 @@ FIXTURE_SETUP(mig)
 	ASSERT_NE(NULL, self->s.state);
 	ASSERT_NE(NULL, self->s.scratch);
 	self->s.len = 0;
+	ASSERT_EQ(4096, self->s.dev[0].mmap_offset);
 	ASSERT_EQ(4096, self->s.dev[1].mmap_offset);
 	ASSERT_LE(MIGDEV_DATA_SIZE, self->s.dev[1].mmap_size);
 	self->s.map = mmap(NULL, MIGDEV_DATA_SIZE, PROT_READ | PROT_WRITE,
@@ -2184,23 +2184,15 @@ static void mig_mmap(struct mg *self, struct fuzz *f, int d)
 	munmap(p, len);
 }
 
-/* Save a chunk: data_offset, data_size, the data, then pending_bytes. */
+/*
+ * Save a chunk: data_offset, data_size, the data, then pending_bytes; the
+ * chunk in the data section.  0 or -errno.
+ */
 static int save_one(struct migdev *md, uint8_t *stream, size_t *len)
 {
-	uint64_t off = mig_read64(md, MIGDEV_HDR_DATA_OFFSET);
-	uint64_t size = mig_read64(md, MIGDEV_HDR_DATA_SIZE);
-	int ret;
+	int64_t n = migdev_save_chunk(md, stream, len, STREAM_BYTES, NULL);
 
-	if (off != 4096 || size > MIGDEV_DATA_SIZE ||
-	    *len + 8 + size > STREAM_BYTES)
-		return -EINVAL;
-	ret = mig_read(md, off, stream + *len + 8, size);
-	if (ret)
-		return ret;
-	memcpy(stream + *len, &size, 8);
-	*len += 8 + size;
-	mig_read64(md, MIGDEV_HDR_PENDING);
-	return 0;
+	return n < 0 ? n : 0;
 }
 
 /*

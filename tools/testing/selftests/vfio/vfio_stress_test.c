@@ -329,8 +329,7 @@ static int dma(struct stress *st, struct migdev *md, const char *cmd,
 
 	w->b = tick(st);
 	w->id = w->b;
-	ret = migdev_ctl(md, "dma", "%s 0x%llx %u %u", cmd,
-			 (unsigned long long)iova, len, seed_of(w->b));
+	ret = migdev_dma(md, cmd, iova, len, seed_of(w->b));
 	w->e = tick(st);
 	wr_extent(w, slot, page, off, len);
 	w->what = cmd;
@@ -707,16 +706,13 @@ static void *reporter_thread(void *arg)
 /* save: A's migration region, as QEMU 7.2 reads it. */
 static int save_chunks(struct stress *st, int max)
 {
-	static uint8_t buf[MIGDEV_DATA_SIZE];
-	uint64_t off, size;
+	static uint8_t buf[8 + MIGDEV_DATA_SIZE];
+	size_t len;
 	int i;
 
 	for (i = 0; i < max && mig_read64(&st->a, MIGDEV_HDR_PENDING); i++) {
-		off = mig_read64(&st->a, MIGDEV_HDR_DATA_OFFSET);
-		size = mig_read64(&st->a, MIGDEV_HDR_DATA_SIZE);
-		if (off == ~0ULL || size > sizeof(buf))
-			return -EIO;
-		if (size && mig_read(&st->a, off, buf, size))
+		len = 0;
+		if (migdev_save_chunk(&st->a, buf, &len, sizeof(buf), NULL) < 0)
 			return -EIO;
 	}
 	return 0;

@@ -23,6 +23,28 @@ int fail_nth_arm(int tid, int n);
 /* Disarm; whether the armed allocation was made (and failed). */
 bool fail_nth_disarm(int fd);
 
+/*
+ * A sweep: an operation run again and again with its n-th allocation
+ * failing, for n = 1, 2, ... until a run makes fewer than n allocations.
+ * It counts the injection points (the runs in which an allocation failed)
+ * and, of them, those the call absorbed: it succeeded although an
+ * allocation failed.  A sweep of an operation that allocates must have
+ * points, or it tested nothing (fail_nth_sweep_print() checks it); an
+ * operation that allocates nothing is checked to be so
+ * (fail_nth_none_arm(), fail_nth_none_check()) rather than swept.
+ */
+struct fail_nth_sweep {
+	const char *name;
+	int tid;		/* whose allocations fail; 0: this thread */
+	int n;			/* the allocation that fails in this run */
+	int fd;
+	bool injected;		/* it did fail */
+	int calls;		/* runs, for sweeps of many operations */
+	int points;		/* runs in which an allocation failed */
+	int absorbed;		/* of those, runs in which the call succeeded */
+	int more;		/* of those, runs that reported more than needed */
+};
+
 #ifdef __KSELFTEST_HARNESS_H
 /* In a test: fail-nth is there, or the test is skipped ("failslab"). */
 static inline bool fail_nth_ready(struct __test_metadata *_metadata)
@@ -31,6 +53,101 @@ static inline bool fail_nth_ready(struct __test_metadata *_metadata)
 		SKIP(return false,
 		     "failslab: no failslab (CONFIG_FAILSLAB, CONFIG_FAULT_INJECTION_DEBUG_FS)");
 	return true;
+}
+
+static inline void fail_nth_sweep_start(struct fail_nth_sweep *sw)
+{
+	sw->n = 0;
+	sw->injected = true;
+}
+
+/* Arm the next allocation of @sw. */
+static inline void fail_nth_sweep_arm(struct __test_metadata *_metadata,
+				      struct fail_nth_sweep *sw)
+{
+	sw->fd = fail_nth_arm(sw->tid, ++sw->n);
+	ASSERT_GE(sw->fd, 0);
+}
+
+/* Disarm @sw: whether the armed allocation failed (then counted). */
+static inline bool fail_nth_sweep_hit(struct fail_nth_sweep *sw)
+{
+	sw->injected = fail_nth_disarm(sw->fd);
+	sw->points += sw->injected;
+	return sw->injected;
+}
+
+/*
+ * FAIL_NTH_SWEEP(sw, max, call) body: for n = 1 .. @max, evaluate @call
+ * (an expression: "ret = vfio_map(...)") with the n-th allocation of
+ * sw->tid failing, and run the body after each call in which it did.  The
+ * loop ends after the first call that made fewer than n allocations: what
+ * it left is what the operation does when nothing fails.
+ */
+#define FAIL_NTH_SWEEP(sw, max, call)					\
+	for (fail_nth_sweep_start(sw);					\
+	     (sw)->n < (max) &&						\
+	     (fail_nth_sweep_arm(_metadata, sw), (call),		\
+	      fail_nth_sweep_hit(sw));)
+
+/*
+ * FAIL_NTH_SWEEP_ALL(sw, max, call) body: the same, but the body runs
+ * after the last call too, which no failure hit (sw->injected false).
+ */
+#define FAIL_NTH_SWEEP_ALL(sw, max, call)				\
+	for (fail_nth_sweep_start(sw);					\
+	     (sw)->injected && (sw)->n < (max) &&			\
+	     (fail_nth_sweep_arm(_metadata, sw), (call),		\
+	      fail_nth_sweep_hit(sw), true);)
+
+/*
+ * The sweep's counts; it must have had points.  The first time, what
+ * "absorbed" means.
+ */
+static inline void fail_nth_sweep_print(struct __test_metadata *_metadata,
+					const struct fail_nth_sweep *sw)
+{
+	static bool explained;
+
+	EXPECT_GT(sw->points, 0) {
+		ksft_print_msg("%s: no allocation failed: the sweep tested nothing\n",
+			       sw->name);
+	}
+	if (sw->more)
+		ksft_print_msg("%s: %d allocations failed in turn (%d absorbed, %d report more)\n",
+			       sw->name, sw->points, sw->absorbed, sw->more);
+	else
+		ksft_print_msg("%s: %d allocations failed in turn (%d absorbed)\n",
+			       sw->name, sw->points, sw->absorbed);
+	if (explained)
+		return;
+	explained = true;
+	ksft_print_msg("absorbed: the call succeeded although an allocation failed:\n");
+	ksft_print_msg("  the tracker recorded more, or the allocation was kmemleak's\n");
+	ksft_print_msg("  own object tracking (CONFIG_DEBUG_KMEMLEAK), which it tolerates\n");
+}
+
+/* Arm fail-nth at 1 for @tid (0: this thread) before a call... */
+static inline int fail_nth_none_arm(struct __test_metadata *_metadata, int tid)
+{
+	int fd = fail_nth_arm(tid, 1);
+
+	ASSERT_GE(fd, 0);
+	return fd;
+}
+
+/* ...that allocates nothing: its first allocation was not made. */
+static inline void fail_nth_none_check(struct __test_metadata *_metadata,
+				       int fd, const char *what)
+{
+	bool injected = fail_nth_disarm(fd);
+
+	EXPECT_FALSE(injected) {
+		ksft_print_msg("%s allocates\n", what);
+	}
+	if (!injected)
+		ksft_print_msg("%s: allocates nothing (fail-nth=1 not consumed)\n",
+			       what);
 }
 #endif
 
