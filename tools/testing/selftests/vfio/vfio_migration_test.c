@@ -772,12 +772,6 @@ static const char * const ms_names[MS_NR] = {
 	"data_size read", "data_size write", "data read", "data write",
 };
 
-struct mig_sweep {
-	int accesses[MS_NR];	/* accesses made (a retry is not one more) */
-	int points[MS_NR];	/* allocations failed in turn */
-	int absorbed[MS_NR];	/* of them, the access succeeded */
-};
-
 /*
  * Access @len bytes at @off of the region as step @op.  A header access
  * is made once, armed at 1: it must allocate nothing.  A data access is
@@ -786,46 +780,44 @@ struct mig_sweep {
  * (the access succeeds, see mig_sweep_print()).  Returns what the last
  * access returned.
  */
-static int mig_step(struct __test_metadata *_metadata, struct mig_sweep *sw,
+static int mig_step(struct __test_metadata *_metadata, struct fail_nth_sweep *sw,
 		    int op, struct migdev *md, uint64_t off, void *buf,
 		    size_t len)
 {
 	bool write = op == MS_STATE || op == MS_DATA_WRITE || op == MS_SIZE_WRITE;
-	int n, fd, ret;
+	struct fail_nth_sweep *s = &sw[op];
+	int ret = -EINVAL;
 
-	sw->accesses[op]++;
-	for (n = 1; ; n++) {
+	s->calls++;
+	FAIL_NTH_SWEEP(s, INT_MAX) {
 		uint32_t before = mig_state(md);
-		bool injected;
 
-		fd = fail_nth_arm(0, n);
-		ASSERT_GE(fd, 0);
-		ret = write ? mig_write(md, off, buf, len) : mig_read(md, off, buf, len);
-		injected = fail_nth_disarm(fd);
+		FAIL_NTH(s, ret = write ? mig_write(md, off, buf, len) :
+					  mig_read(md, off, buf, len));
 		if (op < MS_HEADER_NR) {
-			EXPECT_FALSE(injected) {
+			EXPECT_FALSE(s->injected) {
 				ksft_print_msg("%s allocates (access %d returned %d)\n",
-					       ms_names[op], sw->accesses[op], ret);
+					       ms_names[op], s->calls, ret);
 			}
 			return ret;
 		}
-		if (!injected)
+		if (!s->injected)
 			return ret;	/* fewer than n: every n was tried */
-		sw->points[op]++;
 		if (!ret) {
-			sw->absorbed[op]++;
+			s->absorbed++;
 			continue;
 		}
 		ASSERT_EQ(-ENOMEM, ret) {
-			ksft_print_msg("%s: allocation %d failed\n", ms_names[op], n);
+			ksft_print_msg("%s: allocation %d failed\n", ms_names[op], s->n);
 		}
 		ASSERT_EQ(before, mig_state(md));
 	}
+	return ret;
 }
 
 /* @len bytes of the data section at @off, in pieces (MS_PIECE()). */
 static int mig_step_data(struct __test_metadata *_metadata,
-			 struct mig_sweep *sw, int op, struct migdev *md,
+			 struct fail_nth_sweep *sw, int op, struct migdev *md,
 			 uint64_t off, uint8_t *buf, size_t len)
 {
 	size_t done, piece;
@@ -842,13 +834,13 @@ static int mig_step_data(struct __test_metadata *_metadata,
 }
 
 static int mig_step_state(struct __test_metadata *_metadata,
-			  struct mig_sweep *sw, struct migdev *md, uint32_t state)
+			  struct fail_nth_sweep *sw, struct migdev *md, uint32_t state)
 {
 	return mig_step(_metadata, sw, MS_STATE, md, MIGDEV_HDR_STATE, &state, 4);
 }
 
 static uint64_t mig_step_pending(struct __test_metadata *_metadata,
-				 struct mig_sweep *sw, struct migdev *md)
+				 struct fail_nth_sweep *sw, struct migdev *md)
 {
 	uint64_t v = ~0ULL;
 
@@ -858,7 +850,7 @@ static uint64_t mig_step_pending(struct __test_metadata *_metadata,
 
 /* save_chunk() step by step; the chunk's size. */
 static uint64_t sweep_save_chunk(struct __test_metadata *_metadata,
-				 struct mig_sweep *sw, struct migdev *md,
+				 struct fail_nth_sweep *sw, struct migdev *md,
 				 uint8_t *stream, size_t *len, void *map)
 {
 	uint64_t off = ~0ULL, size = ~0ULL;
@@ -885,29 +877,29 @@ static uint64_t sweep_save_chunk(struct __test_metadata *_metadata,
  * had allocations failed, some of them seen by the user as -ENOMEM.
  */
 static void mig_sweep_print(struct __test_metadata *_metadata,
-			    const struct mig_sweep *sw)
+			    const struct fail_nth_sweep *sw)
 {
 	unsigned int i;
 
 	for (i = 0; i < MS_NR; i++) {
-		EXPECT_GT(sw->accesses[i], 0) {
+		EXPECT_GT(sw[i].calls, 0) {
 			ksft_print_msg("%s: never made\n", ms_names[i]);
 		}
 		if (i < MS_HEADER_NR) {
 			ksft_print_msg("%s: %d accesses, none allocates %s\n",
-				       ms_names[i], sw->accesses[i],
+				       ms_names[i], sw[i].calls,
 				       "(fail-nth=1 not consumed)");
 			continue;
 		}
-		EXPECT_GT(sw->points[i], 0) {
+		EXPECT_GT(sw[i].points, 0) {
 			ksft_print_msg("%s: no allocation failed\n", ms_names[i]);
 		}
-		EXPECT_GT(sw->points[i] - sw->absorbed[i], 0) {
+		EXPECT_GT(sw[i].points - sw[i].absorbed, 0) {
 			ksft_print_msg("%s: no access failed\n", ms_names[i]);
 		}
 		ksft_print_msg("%s: %d accesses, %d allocations failed in turn (%d absorbed)\n",
-			       ms_names[i], sw->accesses[i], sw->points[i],
-			       sw->absorbed[i]);
+			       ms_names[i], sw[i].calls, sw[i].points,
+			       sw[i].absorbed);
 	}
 	ksft_print_msg("absorbed: the access succeeded although an allocation failed\n");
 	ksft_print_msg("  (kvmalloc fell back to vmalloc, or the allocation was kmemleak's\n");
@@ -924,7 +916,7 @@ static void mig_sweep_print(struct __test_metadata *_metadata,
 TEST_F_TIMEOUT(mig, allocation_failures_save_resume, 300)
 {
 	void *map = map_data(&self->a), *bmap = map_data(&self->b);
-	struct mig_sweep sw = { { 0 } };
+	struct fail_nth_sweep sw[MS_NR] = { { 0 } };
 	unsigned int round, chunks = 0;
 	size_t pos = 0;
 	uint64_t n;
@@ -934,47 +926,47 @@ TEST_F_TIMEOUT(mig, allocation_failures_save_resume, 300)
 	ASSERT_NE(NULL, map);
 	ASSERT_NE(NULL, bmap);
 	ASSERT_EQ(0, migdev_ctl(&self->a, "step", "%d", 200));
-	ASSERT_EQ(0, mig_step_state(_metadata, &sw, &self->a, MIGDEV_V1_SAVING | MIGDEV_V1_RUNNING));
-	for (round = 0; round < 64 && mig_step_pending(_metadata, &sw, &self->a);
+	ASSERT_EQ(0, mig_step_state(_metadata, sw, &self->a, MIGDEV_V1_SAVING | MIGDEV_V1_RUNNING));
+	for (round = 0; round < 64 && mig_step_pending(_metadata, sw, &self->a);
 	     round++) {
-		sweep_save_chunk(_metadata, &sw, &self->a, self->stream, &self->len,
+		sweep_save_chunk(_metadata, sw, &self->a, self->stream, &self->len,
 				 round % 2 ? map : NULL);
 		if (round < 8)		/* the device keeps running */
 			ASSERT_EQ(0, migdev_ctl(&self->a, "step", "%d", 3));
 	}
 	EXPECT_GT(round, 4);
-	ASSERT_EQ(0, mig_step_state(_metadata, &sw, &self->a, MIGDEV_V1_SAVING));
+	ASSERT_EQ(0, mig_step_state(_metadata, sw, &self->a, MIGDEV_V1_SAVING));
 	do {
-		n = sweep_save_chunk(_metadata, &sw, &self->a, self->stream,
+		n = sweep_save_chunk(_metadata, sw, &self->a, self->stream,
 				     &self->len, NULL);
-	} while (n && mig_step_pending(_metadata, &sw, &self->a));
-	EXPECT_EQ(0, mig_step_pending(_metadata, &sw, &self->a));
-	ASSERT_EQ(0, mig_step_state(_metadata, &sw, &self->a, MIGDEV_V1_STOP));
+	} while (n && mig_step_pending(_metadata, sw, &self->a));
+	EXPECT_EQ(0, mig_step_pending(_metadata, sw, &self->a));
+	ASSERT_EQ(0, mig_step_state(_metadata, sw, &self->a, MIGDEV_V1_STOP));
 
-	ASSERT_EQ(0, mig_step_state(_metadata, &sw, &self->b, MIGDEV_V1_RESUMING));
+	ASSERT_EQ(0, mig_step_state(_metadata, sw, &self->b, MIGDEV_V1_RESUMING));
 	while (pos < self->len) {
 		uint64_t size, off = ~0ULL;
 
 		memcpy(&size, self->stream + pos, 8);
-		ASSERT_EQ(0, mig_step(_metadata, &sw, MS_OFFSET, &self->b,
+		ASSERT_EQ(0, mig_step(_metadata, sw, MS_OFFSET, &self->b,
 				      MIGDEV_HDR_DATA_OFFSET, &off, 8));
 		ASSERT_EQ(self->b.mmap_offset, off);
 		ASSERT_LE(size, self->b.mmap_size);
 		if (chunks++ % 2)
 			memcpy(bmap, self->stream + pos + 8, size);
 		else
-			ASSERT_EQ(0, mig_step_data(_metadata, &sw, MS_DATA_WRITE,
+			ASSERT_EQ(0, mig_step_data(_metadata, sw, MS_DATA_WRITE,
 						   &self->b, off,
 						   self->stream + pos + 8, size));
-		ASSERT_EQ(0, mig_step(_metadata, &sw, MS_SIZE_WRITE, &self->b,
+		ASSERT_EQ(0, mig_step(_metadata, sw, MS_SIZE_WRITE, &self->b,
 				      MIGDEV_HDR_DATA_SIZE, &size, 8));
 		pos += 8 + size;
 	}
-	ASSERT_EQ(0, mig_step_state(_metadata, &sw, &self->b, MIGDEV_V1_RUNNING));
+	ASSERT_EQ(0, mig_step_state(_metadata, sw, &self->b, MIGDEV_V1_RUNNING));
 	EXPECT_SAME_STATE();
 	ksft_print_msg("%u pre-copy rounds, %u chunks, %zu bytes\n", round,
 		       chunks, self->len);
-	mig_sweep_print(_metadata, &sw);
+	mig_sweep_print(_metadata, sw);
 
 	/* and a whole migration again, nothing injected */
 	ASSERT_EQ(0, mig_set_state(&self->a, MIGDEV_V1_RUNNING));

@@ -55,50 +55,26 @@ static inline bool fail_nth_ready(struct __test_metadata *_metadata)
 	return true;
 }
 
-static inline void fail_nth_sweep_start(struct fail_nth_sweep *sw)
-{
-	sw->n = 0;
-	sw->injected = true;
-}
-
-/* Arm the next allocation of @sw. */
-static inline void fail_nth_sweep_arm(struct __test_metadata *_metadata,
-				      struct fail_nth_sweep *sw)
-{
-	sw->fd = fail_nth_arm(sw->tid, ++sw->n);
-	ASSERT_GE(sw->fd, 0);
-}
-
-/* Disarm @sw: whether the armed allocation failed (then counted). */
-static inline bool fail_nth_sweep_hit(struct fail_nth_sweep *sw)
-{
-	sw->injected = fail_nth_disarm(sw->fd);
-	sw->points += sw->injected;
-	return sw->injected;
-}
-
 /*
- * FAIL_NTH_SWEEP(sw, max, call) body: for n = 1 .. @max, evaluate @call
- * (an expression: "ret = vfio_map(...)") with the n-th allocation of
- * sw->tid failing, and run the body after each call in which it did.  The
- * loop ends after the first call that made fewer than n allocations: what
- * it left is what the operation does when nothing fails.
+ * FAIL_NTH_SWEEP(sw, max) body: run the body for n = 1, 2, ... @max, and
+ * in it FAIL_NTH(sw, call) once: @call (a statement: "ret = ...") with
+ * the n-th allocation of task sw->tid failing.  The loop ends after the
+ * body of the first run in which the call made fewer than n allocations
+ * (sw->injected false): what that run left is what the operation does
+ * when nothing fails.  sw->points counts the runs in which an allocation
+ * failed.
  */
-#define FAIL_NTH_SWEEP(sw, max, call)					\
-	for (fail_nth_sweep_start(sw);					\
-	     (sw)->n < (max) &&						\
-	     (fail_nth_sweep_arm(_metadata, sw), (call),		\
-	      fail_nth_sweep_hit(sw));)
+#define FAIL_NTH_SWEEP(sw, max)						\
+	for ((sw)->n = 0, (sw)->injected = true;			\
+	     (sw)->injected && (sw)->n < (max); )
 
-/*
- * FAIL_NTH_SWEEP_ALL(sw, max, call) body: the same, but the body runs
- * after the last call too, which no failure hit (sw->injected false).
- */
-#define FAIL_NTH_SWEEP_ALL(sw, max, call)				\
-	for (fail_nth_sweep_start(sw);					\
-	     (sw)->injected && (sw)->n < (max) &&			\
-	     (fail_nth_sweep_arm(_metadata, sw), (call),		\
-	      fail_nth_sweep_hit(sw), true);)
+#define FAIL_NTH(sw, call) do {						\
+	(sw)->fd = fail_nth_arm((sw)->tid, ++(sw)->n);			\
+	ASSERT_GE((sw)->fd, 0);						\
+	call;								\
+	(sw)->injected = fail_nth_disarm((sw)->fd);			\
+	(sw)->points += (sw)->injected;					\
+} while (0)
 
 /*
  * The sweep's counts; it must have had points.  The first time, what
