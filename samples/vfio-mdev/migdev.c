@@ -706,7 +706,8 @@ static void migdev_bar0_write(struct migdev *md, unsigned int off, u8 *val,
 		md->bar_seed = migdev_reg32(md, MIGDEV_REG_DMA_SEED);
 		md->bar_busy = true;
 		kthread_queue_work(md->worker, &md->bar_work);
-	} else if ((off >= MIGDEV_REG_DMA_ADDR && off < MIGDEV_REG_DMA_CMD) || off >= MIGDEV_REG_SCRATCH) {
+	} else if ((off >= MIGDEV_REG_DMA_ADDR && off < MIGDEV_REG_DMA_CMD) ||
+		   off >= MIGDEV_REG_SCRATCH) {
 		memcpy(&md->regs[off], val, len);
 	}
 	/* read-only registers ignore writes */

@@ -297,8 +297,9 @@ static void sparse_redirty(struct __test_metadata *_metadata, struct migdev *md)
 
 	for (c = 0; c < SP_SIZE / (SP_CHUNK_PAGES * VFIO_MIG_PAGE_4K); c++)
 		if (!sparse_pinned(c))
-			ASSERT_EQ(0, migdev_dma(md, "rw", SP_IOVA + sparse_page(c) * VFIO_MIG_PAGE_4K,
-					    8, c));
+			ASSERT_EQ(0, migdev_dma(md, "rw",
+						SP_IOVA + sparse_page(c) * VFIO_MIG_PAGE_4K,
+						8, c));
 }
 
 /*
@@ -327,7 +328,7 @@ TEST_F_TIMEOUT(pin, allocation_failures_get_sparse, 300)
 		set_bit64(c.must, sparse_page(i));
 		if (sparse_pinned(i))
 			ASSERT_EQ(0, migdev_dma(&self->md, "keep",
-					    SP_IOVA + sparse_page(i) * VFIO_MIG_PAGE_4K, 1, 0));
+						SP_IOVA + sparse_page(i) * VFIO_MIG_PAGE_4K, 1, 0));
 	}
 	get_sweep(_metadata, &c);
 	EXPECT_EQ(0, vfio_unmap(self->md.container, SP_IOVA, SP_SIZE));
@@ -372,7 +373,7 @@ TEST_F_TIMEOUT(pin, allocation_failures_get_dense, 300)
 	for (i = 0; i < DN_WRITTEN; i++)
 		set_bit64(c.must, i);
 	ASSERT_EQ(0, migdev_dma(&self->md, "keep", DN_IOVA + DN_PIN_PAGE * VFIO_MIG_PAGE_4K,
-			    DN_PINNED * VFIO_MIG_PAGE_4K, 0));
+				DN_PINNED * VFIO_MIG_PAGE_4K, 0));
 	ASSERT_EQ(DN_PINNED, migdev_pinned(&self->md));
 	for (i = 0; i < DN_PINNED; i++)
 		set_bit64(c.must, DN_PIN_PAGE + i);
@@ -439,12 +440,13 @@ TEST_F_TIMEOUT(pin, allocation_failures_get_bisecting, 300)
 			      mem + 192 * VFIO_MIG_PAGE_4K, 64 * VFIO_MIG_PAGE_4K));
 	for (i = 0; i < ARRAY_SIZE(bi_out); i++) {
 		ASSERT_EQ(0, migdev_dma(&self->md, "rw", BI_IOVA + bi_out[i] * VFIO_MIG_PAGE_4K,
-				    8, i));
+					8, i));
 		set_bit64(whole_must, bi_out[i]);
 	}
 	for (i = 0; i < ARRAY_SIZE(bi_pinned); i++) {
-		ASSERT_EQ(0, migdev_dma(&self->md, "keep", BI_IOVA + bi_pinned[i] * VFIO_MIG_PAGE_4K,
-				    1, 0));
+		ASSERT_EQ(0, migdev_dma(&self->md, "keep",
+					BI_IOVA + bi_pinned[i] * VFIO_MIG_PAGE_4K,
+					1, 0));
 		set_bit64(whole_must, bi_pinned[i]);
 		if (bi_pinned[i] >= BI_FIRST && bi_pinned[i] < BI_FIRST + BI_PAGES)
 			set_bit64(must, bi_pinned[i] - BI_FIRST);
@@ -482,7 +484,8 @@ static void coarse_redirty(struct __test_metadata *_metadata, struct migdev *md)
 	unsigned int i;
 
 	for (i = 0; i < ARRAY_SIZE(co_written); i++)
-		ASSERT_EQ(0, migdev_dma(md, "rw", CO_IOVA + co_written[i] * VFIO_MIG_PAGE_4K, 8, i));
+		ASSERT_EQ(0, migdev_dma(md, "rw", CO_IOVA + co_written[i] * VFIO_MIG_PAGE_4K, 8,
+					i));
 }
 
 /*
@@ -507,8 +510,9 @@ TEST_F_TIMEOUT(pin, allocation_failures_get_coarse, 300)
 	ASSERT_NE(NULL, bitmap);
 	ASSERT_NE(NULL, must);
 	for (i = 0; i < ARRAY_SIZE(co_pinned); i++)
-		ASSERT_EQ(0, migdev_dma(&self->md, "keep", CO_IOVA + co_pinned[i] * VFIO_MIG_PAGE_4K,
-				    1, 0));
+		ASSERT_EQ(0, migdev_dma(&self->md, "keep",
+					CO_IOVA + co_pinned[i] * VFIO_MIG_PAGE_4K,
+					1, 0));
 	for (p = 0; p < ARRAY_SIZE(pgsizes); p++) {
 		uint64_t per = pgsizes[p] / VFIO_MIG_PAGE_4K, nbits = CO_SIZE / pgsizes[p];
 		struct get_case c = {
@@ -535,7 +539,8 @@ TEST_F_TIMEOUT(pin, allocation_failures_get_coarse, 300)
 /* Pages 30-31 written, page 50 pinned: the fixture mapping's dirty pages. */
 static void fixture_dirty(struct __test_metadata *_metadata, struct migdev *md)
 {
-	ASSERT_EQ(0, migdev_dma(md, "rw", PIN_IOVA + 30 * VFIO_MIG_PAGE_4K + 100, VFIO_MIG_PAGE_4K, 3));
+	ASSERT_EQ(0, migdev_dma(md, "rw", PIN_IOVA + 30 * VFIO_MIG_PAGE_4K + 100, VFIO_MIG_PAGE_4K,
+				3));
 }
 
 static void fixture_want(uint64_t *want)
@@ -631,9 +636,12 @@ TEST_F(pin, allocation_failures_unmap_no_bitmap)
 		}
 		if (migdev_pinned(&self->md) != 3) {
 			ASSERT_EQ(0, migdev_ctl(&self->md, "dma", "release 0 0 0"));
-			ASSERT_EQ(0, migdev_dma(&self->md, "keep", PIN_IOVA + 50 * VFIO_MIG_PAGE_4K, 1, 0));
-			ASSERT_EQ(0, migdev_dma(&self->md, "keep", UM_IOVA + 2 * VFIO_MIG_PAGE_4K, 1, 0));
-			ASSERT_EQ(0, migdev_dma(&self->md, "keep", UM_IOVA + 9 * VFIO_MIG_PAGE_4K, 1, 0));
+			ASSERT_EQ(0, migdev_dma(&self->md, "keep", PIN_IOVA + 50 * VFIO_MIG_PAGE_4K,
+						1, 0));
+			ASSERT_EQ(0, migdev_dma(&self->md, "keep", UM_IOVA + 2 * VFIO_MIG_PAGE_4K,
+						1, 0));
+			ASSERT_EQ(0, migdev_dma(&self->md, "keep", UM_IOVA + 9 * VFIO_MIG_PAGE_4K,
+						1, 0));
 		}
 		ASSERT_EQ(3, migdev_pinned(&self->md));
 
@@ -701,7 +709,7 @@ TEST_F_TIMEOUT(pin, allocation_failures_attach_detach, 300)
 	ASSERT_GE(group, 0);
 	FAIL_NTH_SWEEP(&set, 255) {
 		FAIL_NTH(&set, ret = ioctl(group, VFIO_GROUP_SET_CONTAINER, &c) ?
-				     -errno : 0);
+			 -errno : 0);
 		if (ret) {
 			ASSERT_EQ(-ENOMEM, ret);
 			ASSERT_TRUE(set.injected);
@@ -757,7 +765,7 @@ TEST_F_TIMEOUT(pin, allocation_failures_attach_detach, 300)
 		} else {
 			ret = ioctl(group, VFIO_GROUP_UNSET_CONTAINER) ? -errno : 0;
 			fail_nth_none_check(_metadata, fd,
-				       "VFIO_GROUP_UNSET_CONTAINER while tracking");
+					    "VFIO_GROUP_UNSET_CONTAINER while tracking");
 			ASSERT_EQ(0, ret);
 			ASSERT_FALSE(group_in_container(group));
 			close(group);
@@ -838,8 +846,8 @@ TEST_F_TIMEOUT(pin, allocation_failures_dma_commands, 300)
 						     sizeof(self->bitmap)));
 			if (keeps_set)
 				ASSERT_EQ(0, migdev_dma(&self->md, "keep",
-						    PIN_IOVA + KEPT_PAGE * VFIO_MIG_PAGE_4K,
-						    2 * VFIO_MIG_PAGE_4K, 0));
+							PIN_IOVA + KEPT_PAGE * VFIO_MIG_PAGE_4K,
+							2 * VFIO_MIG_PAGE_4K, 0));
 
 			iova = PIN_IOVA + d->page * VFIO_MIG_PAGE_4K + d->off;
 			if (d->allocates) {
@@ -870,7 +878,8 @@ TEST_F_TIMEOUT(pin, allocation_failures_dma_commands, 300)
 					s.absorbed++;
 				EXPECT_EQ(d->pinned, pinned);
 				EXPECT_TRUE(!d->writes ||
-					    memory_is(self->buf, d->page * VFIO_MIG_PAGE_4K + d->off,
+					    memory_is(self->buf,
+						      d->page * VFIO_MIG_PAGE_4K + d->off,
 						      d->len, s.n)) {
 					ksft_print_msg("%s: allocation %d failed\n",
 						       d->cmd, s.n);

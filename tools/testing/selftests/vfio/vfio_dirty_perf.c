@@ -196,7 +196,7 @@ static void many_cases(int container, uint64_t *bitmap)
 		perf_must(vfio_map(container, spare, va + (uint64_t)nmaps * 4096, 4096), "MAP");
 		t[r] = perf_now_us();
 		perf_must(vfio_unmap_bitmap(container, spare, 4096, 4096, bitmap, 8, NULL),
-		     "UNMAP with bitmap");
+			  "UNMAP with bitmap");
 		t[r] = perf_now_us() - t[r];
 		ratio[r] = t[r] / ref[r];
 	}
@@ -292,7 +292,7 @@ static void edu_cases(void)
 		perf_must(vfio_map(container, 1ULL << 36, va, 64 * 4096), "MAP");
 		t[r] = perf_now_us();
 		perf_must(vfio_unmap_bitmap(container, 1ULL << 36, 64 * 4096, 4096,
-				       bitmap, 8, NULL), "UNMAP with bitmap");
+					    bitmap, 8, NULL), "UNMAP with bitmap");
 		t[r] = perf_now_us() - t[r];
 	}
 	perf_report("unmap with bitmap, 64 pages, IOMMU-backed", t, runs, 1, "us");

@@ -334,7 +334,8 @@ TEST_F(pin, unmap_bitmap_races_stop)
 TEST_F(pin, dma_refused_unless_running)
 {
 	static const uint32_t states[] = {
-		MIGDEV_V1_SAVING, MIGDEV_V1_STOP, MIGDEV_V1_RESUMING, MIGDEV_V1_SAVING | MIGDEV_V1_RESUMING,
+		MIGDEV_V1_SAVING, MIGDEV_V1_STOP, MIGDEV_V1_RESUMING,
+		MIGDEV_V1_SAVING | MIGDEV_V1_RESUMING,
 	};
 	uint64_t junk = ~0ULL, size = 8;
 	uint32_t count, status;
@@ -362,7 +363,8 @@ TEST_F(pin, dma_refused_unless_running)
 		EXPECT_EQ(-EBUSY, migdev_ctl(&self->md, "dma", "keep 0x%llx 4 0",
 					     (unsigned long long)PIN_IOVA));
 		EXPECT_EQ(0, migdev_pinned(&self->md));
-		EXPECT_EQ(-EBUSY, bar0_write(&self->md, MIGDEV_REG_DMA_CMD, MIGDEV_CMD_WRITE_RW, 4));
+		EXPECT_EQ(-EBUSY, bar0_write(&self->md, MIGDEV_REG_DMA_CMD, MIGDEV_CMD_WRITE_RW,
+					     4));
 		EXPECT_EQ(-EBUSY, bar0_dma(&self->md, MIGDEV_CMD_WRITE_RW, PIN_IOVA + 64, 4, 0));
 		EXPECT_EQ(-EBUSY, bar0_write(&self->md, MIGDEV_REG_SCRATCH, 1, 4));
 		usleep(100000);
@@ -479,7 +481,8 @@ TEST_F(pin, bar0_command_finishes_before_state_change)
 				ASSERT_EQ(0, mig_set_state(&self->md, t[i].from));
 			memset(self->buf, 0, 65536 + 8);
 			count = bar0_read32(&self->md, MIGDEV_REG_DMA_COUNT);
-			ASSERT_EQ(0, bar0_dma(&self->md, MIGDEV_CMD_WRITE_PIN, PIN_IOVA, 65536, seed));
+			ASSERT_EQ(0, bar0_dma(&self->md, MIGDEV_CMD_WRITE_PIN, PIN_IOVA, 65536,
+					      seed));
 			ASSERT_EQ(0, mig_set_state(&self->md, t[i].to));
 			EXPECT_EQ(count + 1, bar0_read32(&self->md, MIGDEV_REG_DMA_COUNT)) {
 				ksft_print_msg("%u -> %u, round %u\n", t[i].from,
@@ -959,7 +962,8 @@ TEST_F_TIMEOUT(precise, allocation_failures_report_writes, 300)
 		EXPECT_EQ(0, migdev_pinned(&self->md));
 		changed_pages(self->buf, must);
 		memset(self->bitmap, 0, sizeof(self->bitmap));
-		ASSERT_EQ(0, vfio_get_bitmap(self->md.container, PIN_IOVA, PIN_SIZE, VFIO_MIG_PAGE_4K,
+		ASSERT_EQ(0, vfio_get_bitmap(self->md.container, PIN_IOVA, PIN_SIZE,
+					     VFIO_MIG_PAGE_4K,
 					     self->bitmap, sizeof(self->bitmap)));
 		pin_sweep_report(_metadata, &pin, self->bitmap, must, PIN_WORDS);
 	}
@@ -986,7 +990,8 @@ TEST_F_TIMEOUT(precise, allocation_failures_report_writes, 300)
 		EXPECT_EQ(1, migdev_read(&self->md, "logged"));
 		changed_pages(self->buf, must);
 		memset(self->bitmap, 0, sizeof(self->bitmap));
-		ASSERT_EQ(0, vfio_get_bitmap(self->md.container, PIN_IOVA, PIN_SIZE, VFIO_MIG_PAGE_4K,
+		ASSERT_EQ(0, vfio_get_bitmap(self->md.container, PIN_IOVA, PIN_SIZE,
+					     VFIO_MIG_PAGE_4K,
 					     self->bitmap, sizeof(self->bitmap)));
 		pin_sweep_report(_metadata, &full, self->bitmap, must, PIN_WORDS);
 	}
@@ -1006,7 +1011,8 @@ TEST_F_TIMEOUT(precise, allocation_failures_report_writes, 300)
 		EXPECT_EQ(0, migdev_read(&self->md, "logged"));
 		changed_pages(self->buf, must);
 		memset(self->bitmap, 0, sizeof(self->bitmap));
-		ASSERT_EQ(0, vfio_get_bitmap(self->md.container, PIN_IOVA, PIN_SIZE, VFIO_MIG_PAGE_4K,
+		ASSERT_EQ(0, vfio_get_bitmap(self->md.container, PIN_IOVA, PIN_SIZE,
+					     VFIO_MIG_PAGE_4K,
 					     self->bitmap, sizeof(self->bitmap)));
 		pin_sweep_report(_metadata, &rel, self->bitmap, must, PIN_WORDS);
 	}
@@ -1046,9 +1052,10 @@ TEST_F_TIMEOUT(precise, allocation_failures_report_writes, 300)
 	FAIL_NTH_SWEEP(&unmap, 255) {
 		ASSERT_EQ(0, vfio_map(self->md.container, PIN_FAIL_IOVA, mem, PIN_FAIL_SIZE));
 		ASSERT_EQ(0, migdev_dma(&self->md, "keep", PIN_FAIL_IOVA + 4 * VFIO_MIG_PAGE_4K,
-				    2 * VFIO_MIG_PAGE_4K, 0));
-		ASSERT_EQ(0, migdev_dma(&self->md, "kept", PIN_FAIL_IOVA + 4 * VFIO_MIG_PAGE_4K + 64,
-				    8, unmap.n));
+					2 * VFIO_MIG_PAGE_4K, 0));
+		ASSERT_EQ(0, migdev_dma(&self->md, "kept",
+					PIN_FAIL_IOVA + 4 * VFIO_MIG_PAGE_4K + 64,
+					8, unmap.n));
 		bm[0] = 0;
 		must[0] = 0x10;
 		FAIL_NTH(&unmap, ret = vfio_unmap_bitmap(self->md.container,

@@ -216,7 +216,8 @@ TEST_F(edu, get_bisecting_range_with_hole)
 	memset(bitmap, 0, sizeof(bitmap));
 	/* pages 32..159 from MAP_IOVA: 32 of A, 64 of hole, 32 of B */
 	ASSERT_EQ(0, vfio_get_bitmap(self->container, MAP_IOVA + 32 * VFIO_MIG_PAGE_4K,
-				     128 * VFIO_MIG_PAGE_4K, VFIO_MIG_PAGE_4K, bitmap, sizeof(bitmap)));
+				     128 * VFIO_MIG_PAGE_4K, VFIO_MIG_PAGE_4K, bitmap,
+				     sizeof(bitmap)));
 	EXPECT_TRUE(bits_are(bitmap, 0, 32, true));
 	EXPECT_TRUE(bits_are(bitmap, 32, 64, false));
 	EXPECT_TRUE(bits_are(bitmap, 96, 32, true));
@@ -538,9 +539,11 @@ static const struct bad bad_inputs[] = {
 	  OP_GET, EINVAL, .iova = SZ_2M, .pgsize = SZ_2M, .size = SZ_2M + VFIO_MIG_PAGE_4K },
 	{ "get range wraps",
 	  OP_GET, EINVAL, .iova = ~0ULL - VFIO_MIG_PAGE_4K + 1, .size = 2 * VFIO_MIG_PAGE_4K },
-	{ "get range to 2^64, small bitmap", OP_GET, EINVAL, .iova = VFIO_MIG_PAGE_4K, .size = 0 - VFIO_MIG_PAGE_4K },
+	{ "get range to 2^64, small bitmap", OP_GET, EINVAL,
+	  .iova = VFIO_MIG_PAGE_4K, .size = 0 - VFIO_MIG_PAGE_4K },
 	{ "get bitmap size zero",	OP_GET, EINVAL, .bsize = NONE },
-	{ "get bitmap one word short",	OP_GET, EINVAL, .size = 128 * VFIO_MIG_PAGE_4K, .bsize = 8 },
+	{ "get bitmap one word short",	OP_GET, EINVAL,
+	  .size = 128 * VFIO_MIG_PAGE_4K, .bsize = 8 },
 	{ "get bitmap 4 bytes",		OP_GET, EINVAL, .bsize = 4 },
 	{ "get bitmap too large",	OP_GET, E2BIG, .bsize = 1ULL << 50 },
 	{ "get bitmap NULL",		OP_GET, EFAULT, .bdata = B_NULL },
@@ -565,7 +568,8 @@ static const struct bad bad_inputs[] = {
 	{ "unmap size unaligned",	OP_UNMAP, EINVAL, .size = MAP_SIZE - 1 },
 	{ "unmap bitmap size zero",	OP_UNMAP, EINVAL, .bsize = NONE },
 	{ "unmap bitmap short",
-	  OP_UNMAP, EINVAL, .size = 128 * VFIO_MIG_PAGE_4K, .iova_delta = -(64 * (int64_t)VFIO_MIG_PAGE_4K),
+	  OP_UNMAP, EINVAL, .size = 128 * VFIO_MIG_PAGE_4K,
+	  .iova_delta = -(64 * (int64_t)VFIO_MIG_PAGE_4K),
 	  .bsize = 8 },
 	{ "unmap bitmap too large",	OP_UNMAP, E2BIG, .bsize = 1ULL << 50 },
 	{ "unmap bitmap NULL",		OP_UNMAP, EFAULT, .bdata = B_NULL },

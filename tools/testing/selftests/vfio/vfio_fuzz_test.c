@@ -555,7 +555,8 @@ static const char * const dma_names[NR_DMA] = {
 
 /* migdev's command number for a DMA_* */
 static const uint32_t dma_cmds[NR_DMA] = {
-	MIGDEV_CMD_WRITE_PIN, MIGDEV_CMD_WRITE_RW, MIGDEV_CMD_PIN, MIGDEV_CMD_UNPIN, MIGDEV_CMD_WRITE_KEPT, 0,
+	MIGDEV_CMD_WRITE_PIN, MIGDEV_CMD_WRITE_RW, MIGDEV_CMD_PIN,
+	MIGDEV_CMD_UNPIN, MIGDEV_CMD_WRITE_KEPT, 0,
 };
 
 /* The first page of [iova, iova + len) the device cannot pin, or ~0. */
@@ -628,7 +629,7 @@ static void m_dma_apply(struct model *m, int cmd, uint64_t iova, uint64_t len,
 
 			m->wrote_failed += part && m->tracking;
 			m_dirty(m, a, !ret ? MUST_WRITTEN :
-				      part ? MUST_PART_WRITTEN : MUST_NOT);
+				part ? MUST_PART_WRITTEN : MUST_NOT);
 			continue;
 		}
 		m->pinned[pg(a)]++;
@@ -702,7 +703,8 @@ static void pick_dma_half(struct fuzz *f, struct model *m, struct mapping *p,
 {
 	uint64_t a;
 
-	for (a = p->iova + VFIO_MIG_PAGE_4K; a - p->iova < p->size && a < WIN_END; a += VFIO_MIG_PAGE_4K) {
+	for (a = p->iova + VFIO_MIG_PAGE_4K; a - p->iova < p->size &&
+	     a < WIN_END; a += VFIO_MIG_PAGE_4K) {
 		if (m_rw(m, a))
 			continue;
 		if (!m_rw(m, a - VFIO_MIG_PAGE_4K))
@@ -895,7 +897,8 @@ FIXTURE_SETUP(type1)
 	self->s.m.precise = variant->precise;
 	m_bad_mem(&self->s.m, self->s.ro, self->s.ro + 16 * VFIO_MIG_PAGE_4K, true);
 	m_bad_mem(&self->s.m, self->s.none, self->s.none + 16 * VFIO_MIG_PAGE_4K, false);
-	ASSERT_EQ(0, mprotect(self->s.mixed + MIXED_RO * VFIO_MIG_PAGE_4K, VFIO_MIG_PAGE_4K, PROT_READ));
+	ASSERT_EQ(0, mprotect(self->s.mixed + MIXED_RO * VFIO_MIG_PAGE_4K, VFIO_MIG_PAGE_4K,
+			      PROT_READ));
 	ASSERT_EQ(0, mprotect(self->s.mixed + (MIXED_RO + 8) * VFIO_MIG_PAGE_4K, VFIO_MIG_PAGE_4K,
 			      PROT_READ));
 	ASSERT_EQ(0, mprotect(self->s.mixed + MIXED_NONE * VFIO_MIG_PAGE_4K, VFIO_MIG_PAGE_4K,
@@ -1095,7 +1098,8 @@ static void t1_map_bad(struct t1 *self, struct fuzz *f)
 static uint64_t pick_pgsize(struct fuzz *f)
 {
 	static const uint64_t sizes[] = {
-		VFIO_MIG_PAGE_4K, VFIO_MIG_PAGE_4K, VFIO_MIG_PAGE_4K, VFIO_MIG_PAGE_4K, VFIO_MIG_PAGE_4K, VFIO_MIG_PAGE_4K,
+		VFIO_MIG_PAGE_4K, VFIO_MIG_PAGE_4K, VFIO_MIG_PAGE_4K,
+		VFIO_MIG_PAGE_4K, VFIO_MIG_PAGE_4K, VFIO_MIG_PAGE_4K,
 		2 * VFIO_MIG_PAGE_4K, 16 * VFIO_MIG_PAGE_4K, SZ_2M, SZ_1G,
 	};
 
@@ -1249,7 +1253,8 @@ static void pick_get_range(struct fuzz *f, struct model *m, uint64_t pgsize,
 		*iova = WIN_IOVA;
 		*size = WIN_SIZE;
 	} else {
-		*iova = WIN_IOVA - 4 * VFIO_MIG_PAGE_4K + below(f, WIN_PAGES + 8) * VFIO_MIG_PAGE_4K;
+		*iova = WIN_IOVA - 4 * VFIO_MIG_PAGE_4K +
+			below(f, WIN_PAGES + 8) * VFIO_MIG_PAGE_4K;
 		*size = (1 + below(f, WIN_PAGES)) * VFIO_MIG_PAGE_4K;
 	}
 	*size += *iova & (pgsize - 1);
@@ -2684,7 +2689,8 @@ static void bar_access(struct br *self, struct fuzz *f)
 		memcpy(self->regs + off, val, 4);
 		f->count[OP_BAR_CMD]++;
 		bar_cmd(self, f);
-	} else if ((off >= MIGDEV_REG_DMA_ADDR && off < MIGDEV_REG_DMA_CMD) || off >= MIGDEV_REG_SCRATCH) {
+	} else if ((off >= MIGDEV_REG_DMA_ADDR && off < MIGDEV_REG_DMA_CMD) ||
+		   off >= MIGDEV_REG_SCRATCH) {
 		memcpy(self->regs + off, val, len);
 	}
 }
@@ -2812,7 +2818,8 @@ static void bar_step(struct br *self, struct fuzz *f)
 		bool run = chance(f, 60);
 
 		fz_op(f, OP_STATE, "%s", run ? "running" : "stop");
-		EXPECT_RET(f, mig_set_state(&self->md, run ? MIGDEV_V1_RUNNING : MIGDEV_V1_STOP), 0);
+		EXPECT_RET(f, mig_set_state(&self->md, run ? MIGDEV_V1_RUNNING : MIGDEV_V1_STOP),
+			   0);
 		self->running = run;
 	} else {
 		fz_op(f, OP_RESET, "device reset");

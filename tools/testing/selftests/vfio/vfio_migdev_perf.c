@@ -81,12 +81,12 @@ static void pin_cases(struct migdev *md)
 	for (r = 0; r < runs; r++) {
 		for (on = 1; on >= 0; on--) {
 			perf_must(vfio_dirty(md->container, on ?
-					VFIO_IOMMU_DIRTY_PAGES_FLAG_START :
-					VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP), "START/STOP");
+					     VFIO_IOMMU_DIRTY_PAGES_FLAG_START :
+					     VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP), "START/STOP");
 			t[on][r] = perf_now_us();
 			perf_must(migdev_ctl(md, "dma", "keep 0x%llx 0x%llx",
-					(unsigned long long)iova,
-					(unsigned long long)size), "keep");
+					     (unsigned long long)iova,
+					     (unsigned long long)size), "keep");
 			perf_must(migdev_ctl(md, "dma", "release"), "release");
 			t[on][r] = perf_now_us() - t[on][r];
 		}
@@ -120,8 +120,8 @@ static void memory_case(struct migdev *md, long npages)
 		batch = (uint64_t)npages - i < 512 ? (uint64_t)npages - i : 512;
 		for (uint64_t k = i; k < i + batch; k++)
 			perf_must(migdev_ctl(md, "dma", "rw 0x%llx 8 %llu",
-					(unsigned long long)(iova + k * stride),
-					(unsigned long long)k), "rw");
+					     (unsigned long long)(iova + k * stride),
+					     (unsigned long long)k), "rw");
 		/* give the written pages and their page tables back */
 		if (mmap(va + i * stride, batch * stride, PROT_READ | PROT_WRITE,
 			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED,

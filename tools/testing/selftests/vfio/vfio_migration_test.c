@@ -114,13 +114,20 @@ TEST_F(mig, region_and_device_info)
 TEST_F(mig, legal_transitions)
 {
 	static const uint32_t seq[] = {
-		MIGDEV_V1_STOP, MIGDEV_V1_RUNNING,				/* pause, resume */
-		MIGDEV_V1_SAVING | MIGDEV_V1_RUNNING, MIGDEV_V1_SAVING, MIGDEV_V1_STOP,	/* live */
-		MIGDEV_V1_RUNNING, MIGDEV_V1_SAVING, MIGDEV_V1_STOP,			/* save */
-		MIGDEV_V1_RUNNING, MIGDEV_V1_SAVING | MIGDEV_V1_RUNNING, MIGDEV_V1_RUNNING,	/* cancel */
-		MIGDEV_V1_SAVING | MIGDEV_V1_RUNNING, MIGDEV_V1_SAVING, MIGDEV_V1_RUNNING,	/* fail late */
-		MIGDEV_V1_STOP, MIGDEV_V1_SAVING, MIGDEV_V1_STOP,			/* paused save */
-		MIGDEV_V1_RUNNING, MIGDEV_V1_RESUMING, MIGDEV_V1_RUNNING,		/* destination */
+		/* pause, resume */
+		MIGDEV_V1_STOP, MIGDEV_V1_RUNNING,
+		/* live */
+		MIGDEV_V1_SAVING | MIGDEV_V1_RUNNING, MIGDEV_V1_SAVING, MIGDEV_V1_STOP,
+		/* save */
+		MIGDEV_V1_RUNNING, MIGDEV_V1_SAVING, MIGDEV_V1_STOP,
+		/* cancel */
+		MIGDEV_V1_RUNNING, MIGDEV_V1_SAVING | MIGDEV_V1_RUNNING, MIGDEV_V1_RUNNING,
+		/* fail late */
+		MIGDEV_V1_SAVING | MIGDEV_V1_RUNNING, MIGDEV_V1_SAVING, MIGDEV_V1_RUNNING,
+		/* paused save */
+		MIGDEV_V1_STOP, MIGDEV_V1_SAVING, MIGDEV_V1_STOP,
+		/* destination */
+		MIGDEV_V1_RUNNING, MIGDEV_V1_RESUMING, MIGDEV_V1_RUNNING,
 		MIGDEV_V1_STOP, MIGDEV_V1_RESUMING, MIGDEV_V1_STOP, MIGDEV_V1_RUNNING,
 		MIGDEV_V1_RUNNING,					/* same again */
 	};
@@ -176,9 +183,13 @@ TEST_F(mig, reserved_state_bits)
 TEST_F(mig, illegal_transitions)
 {
 	static const struct { uint32_t from, to; } bad[] = {
-		{ MIGDEV_V1_RUNNING, MIGDEV_V1_RESUMING | MIGDEV_V1_RUNNING },		/* 101b */
-		{ MIGDEV_V1_RUNNING, MIGDEV_V1_RESUMING | MIGDEV_V1_SAVING | MIGDEV_V1_RUNNING },	/* 111b */
-		{ MIGDEV_V1_RUNNING, MIGDEV_V1_RESUMING | MIGDEV_V1_SAVING },		/* error */
+		/* 101b */
+		{ MIGDEV_V1_RUNNING, MIGDEV_V1_RESUMING | MIGDEV_V1_RUNNING },
+		/* 111b */
+		{ MIGDEV_V1_RUNNING,
+		  MIGDEV_V1_RESUMING | MIGDEV_V1_SAVING | MIGDEV_V1_RUNNING },
+		/* error */
+		{ MIGDEV_V1_RUNNING, MIGDEV_V1_RESUMING | MIGDEV_V1_SAVING },
 		{ MIGDEV_V1_STOP, MIGDEV_V1_RESUMING | MIGDEV_V1_RUNNING },
 		{ MIGDEV_V1_SAVING | MIGDEV_V1_RUNNING, MIGDEV_V1_RESUMING },
 		{ MIGDEV_V1_SAVING, MIGDEV_V1_RESUMING },
@@ -695,7 +706,8 @@ TEST_F(mig, bar0_command_latched_at_the_doorbell)
 	ASSERT_EQ(0, migdev_ctl(md, "hold", "1"));
 	ASSERT_EQ(0, bar0_dma(md, MIGDEV_CMD_WRITE_RW, LATCH_IOVA + at, len, seed));
 	/* the next command, programmed while this one waits */
-	ASSERT_EQ(0, bar0_write(md, MIGDEV_REG_DMA_ADDR, LATCH_IOVA + 3 * VFIO_MIG_PAGE_4K + 0x20, 8));
+	ASSERT_EQ(0, bar0_write(md, MIGDEV_REG_DMA_ADDR, LATCH_IOVA + 3 * VFIO_MIG_PAGE_4K + 0x20,
+				8));
 	ASSERT_EQ(0, bar0_write(md, MIGDEV_REG_DMA_LEN, 0x200, 4));
 	ASSERT_EQ(0, bar0_write(md, MIGDEV_REG_DMA_SEED, 0x5000, 4));
 	ASSERT_EQ(0, bar0_write(md, MIGDEV_REG_DMA_CMD, MIGDEV_CMD_WRITE_PIN, 4));
@@ -793,7 +805,7 @@ static int mig_step(struct __test_metadata *_metadata, struct fail_nth_sweep *sw
 		uint32_t before = mig_state(md);
 
 		FAIL_NTH(s, ret = write ? mig_write(md, off, buf, len) :
-					  mig_read(md, off, buf, len));
+			 mig_read(md, off, buf, len));
 		if (op < MS_HEADER_NR) {
 			EXPECT_FALSE(s->injected) {
 				ksft_print_msg("%s allocates (access %d returned %d)\n",
@@ -1207,7 +1219,8 @@ TEST_F(mig, resume_while_the_mapping_changes)
 			taken++;
 			continue;
 		}
-		if (ret == -EINVAL && mig_state(&self->b) == (MIGDEV_V1_SAVING | MIGDEV_V1_RESUMING))
+		if (ret == -EINVAL &&
+		    mig_state(&self->b) == (MIGDEV_V1_SAVING | MIGDEV_V1_RESUMING))
 			refused++;
 		else
 			other++;
@@ -1231,7 +1244,8 @@ TEST_F(mig, resume_while_the_mapping_changes)
 TEST_F(mig, reset_outside_the_error_state)
 {
 	static const uint32_t states[] = {
-		MIGDEV_V1_SAVING | MIGDEV_V1_RUNNING, MIGDEV_V1_SAVING, MIGDEV_V1_STOP, MIGDEV_V1_RESUMING,
+		MIGDEV_V1_SAVING | MIGDEV_V1_RUNNING, MIGDEV_V1_SAVING, MIGDEV_V1_STOP,
+		MIGDEV_V1_RESUMING,
 	};
 	unsigned int i;
 

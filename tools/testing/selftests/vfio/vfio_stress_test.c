@@ -668,7 +668,10 @@ static int get(struct stress *st, uint32_t s0, uint32_t s1, uint64_t pgsize)
  */
 static void *reporter_thread(void *arg)
 {
-	static const uint64_t pgsizes[] = { VFIO_MIG_PAGE_4K, VFIO_MIG_PAGE_4K, 2 * VFIO_MIG_PAGE_4K, 16 * VFIO_MIG_PAGE_4K };
+	static const uint64_t pgsizes[] = {
+		VFIO_MIG_PAGE_4K, VFIO_MIG_PAGE_4K, 2 * VFIO_MIG_PAGE_4K,
+		16 * VFIO_MIG_PAGE_4K
+	};
 	struct worker *w = arg;
 	struct stress *st = w->st;
 	uint64_t next = now_ns() + CYCLE_MS * 1000000ULL;
@@ -724,7 +727,8 @@ static void *save_thread(void *arg)
 	struct stress *st = w->st;
 
 	while (running(st)) {
-		check(w, "to pre-copy", mig_set_state(&st->a, MIGDEV_V1_SAVING | MIGDEV_V1_RUNNING), 0);
+		check(w, "to pre-copy", mig_set_state(&st->a, MIGDEV_V1_SAVING | MIGDEV_V1_RUNNING),
+		      0);
 		check(w, "pre-copy", save_chunks(st, 1 + rnd(&w->seed, 4)), 0);
 		if (!rnd(&w->seed, 4)) {
 			/* stop-and-copy: A's DMA is refused (-EBUSY) meanwhile */
@@ -1218,7 +1222,8 @@ FIXTURE_SETUP(stress)
 	ASSERT_NE(MAP_FAILED, st->mem);
 	for (slot = 0; slot < NSLOTS; slot++) {
 		ASSERT_EQ(0, mprotect(st->mem + slot * SLOT_SIZE +
-				      ro_page(slot) * VFIO_MIG_PAGE_4K, VFIO_MIG_PAGE_4K, PROT_READ));
+				      ro_page(slot) * VFIO_MIG_PAGE_4K,
+				      VFIO_MIG_PAGE_4K, PROT_READ));
 		ASSERT_EQ(0, vfio_map(st->container, slot_iova(slot),
 				      st->mem + slot * SLOT_SIZE, SLOT_SIZE));
 		st->mapped[slot] = true;

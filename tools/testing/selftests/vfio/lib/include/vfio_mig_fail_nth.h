@@ -65,16 +65,46 @@ static inline bool fail_nth_ready(struct __test_metadata *_metadata)
  * failed.
  */
 #define FAIL_NTH_SWEEP(sw, max)						\
-	for ((sw)->n = 0, (sw)->injected = true;			\
-	     (sw)->injected && (sw)->n < (max); )
+	for (struct fail_nth_sweep *__sweep = fail_nth_sweep_start(sw);	\
+	     fail_nth_sweep_more(__sweep, max);)
 
 #define FAIL_NTH(sw, call) do {						\
-	(sw)->fd = fail_nth_arm((sw)->tid, ++(sw)->n);			\
-	ASSERT_GE((sw)->fd, 0);						\
+	struct fail_nth_sweep *__armed = (sw);				\
+									\
+	fail_nth_sweep_arm(_metadata, __armed);				\
 	call;								\
-	(sw)->injected = fail_nth_disarm((sw)->fd);			\
-	(sw)->points += (sw)->injected;					\
+	fail_nth_sweep_hit(__armed);					\
 } while (0)
+
+static inline struct fail_nth_sweep *
+fail_nth_sweep_start(struct fail_nth_sweep *sw)
+{
+	sw->n = 0;
+	sw->injected = true;
+	return sw;
+}
+
+/* Another run: the last one had an allocation fail, and n < @max. */
+static inline bool fail_nth_sweep_more(const struct fail_nth_sweep *sw,
+				       int max)
+{
+	return sw->injected && sw->n < max;
+}
+
+/* Arm the next allocation of @sw... */
+static inline void fail_nth_sweep_arm(struct __test_metadata *_metadata,
+				      struct fail_nth_sweep *sw)
+{
+	sw->fd = fail_nth_arm(sw->tid, ++sw->n);
+	ASSERT_GE(sw->fd, 0);
+}
+
+/* ...and disarm it: whether it failed (then counted). */
+static inline void fail_nth_sweep_hit(struct fail_nth_sweep *sw)
+{
+	sw->injected = fail_nth_disarm(sw->fd);
+	sw->points += sw->injected;
+}
 
 /*
  * The sweep's counts; it must have had points.  The first time, what

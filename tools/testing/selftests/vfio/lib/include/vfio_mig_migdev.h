@@ -111,8 +111,7 @@ int bar0_dma(struct migdev *md, uint32_t cmd, uint64_t iova, uint32_t len,
 bool bar0_poll(struct migdev *md, uint32_t count, uint32_t status);
 
 /* Write a debugfs file of the instance; 0 or -errno of the write. */
-int migdev_ctl(struct migdev *md, const char *file, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+int migdev_ctl(struct migdev *md, const char *file, const char *fmt, ...);
 
 /*
  * One DMA command through debugfs "dma": @cmd ("pin", "rw", "keep",
