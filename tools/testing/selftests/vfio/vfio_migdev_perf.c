@@ -10,8 +10,9 @@
  *    page is one device write (a few ms in a TCG guest), so a million
  *    takes hours there.
  *
- * Output lines as vfio_dirty_perf's (see vfio_perf.h).  Needs a "migdev-1"
- * mdev; without one it says so and exits 4 (kselftest's skip).
+ * Output lines as vfio_dirty_perf's (see lib/include/vfio_mig_perf.h).
+ * Needs a "migdev-1" mdev; without one it says so and exits 4
+ * (kselftest's skip).
  *
  * usage: vfio_migdev_perf [-r RUNS] [-n PAGES]
  */

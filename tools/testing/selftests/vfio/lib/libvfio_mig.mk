@@ -8,6 +8,8 @@ LIBVFIO_MIG_C := vfio_mig_util.c
 LIBVFIO_MIG_C += vfio_mig_perf.c
 LIBVFIO_MIG_C += vfio_mig_fail_nth.c
 LIBVFIO_MIG_C += vfio_mig_migdev.c
+LIBVFIO_MIG_C += vfio_mig_fuzz.c
+LIBVFIO_MIG_C += vfio_mig_fuzz_model.c
 
 LIBVFIO_MIG_OUTPUT := $(OUTPUT)/libvfio_mig
 
