@@ -1,7 +1,7 @@
 # VFIO migration series: project verbs.  Run as root on Debian 12; the
 # first run installs what it needs and fills the cache
 # ($${XDG_CACHE_HOME:-~/.cache}/vfio-mig, override with VFIO_MIG_CACHE).
-.PHONY: help demo test test-debug fuzz bench viommu build assemble vm edit refresh export clean-cache
+.PHONY: help demo test test-vm test-debug kunit selftest fuzz bench viommu build assemble vm edit refresh export clean-cache
 
 help:
 	@sed -n 's/^## //p' $(MAKEFILE_LIST)
@@ -13,6 +13,18 @@ demo:
 ## make test          all tests (host checks, KUnit, kselftests); ends 'N passed, N failed'
 test:
 	@tooling/test
+
+## make test-vm       the VM part of make test only (KUnit, kselftests, e2e): no host checks
+test-vm:
+	@tooling/test --vm
+
+## make kunit         the KUnit suites only: build the kernel, boot it, parse its console
+kunit:
+	@tooling/kunit
+
+## make selftest T=NAME [ARGS='-t TEST']  one kselftest binary, devices set up, ARGS to it
+selftest:
+	@tooling/selftest "$(T)" $(ARGS)
 
 ## make test-debug    the VM tests on a KASAN/UBSAN/hung-task kernel (tooling/debug.config)
 test-debug:
@@ -38,9 +50,9 @@ build:
 assemble:
 	@tooling/assemble
 
-## make vm CMD='...'  run a command inside the test VM on the built kernel
+## make vm CMD='...'  run a shell command line inside the test VM on the built kernel
 vm:
-	@tooling/vm -- bash -c '$(CMD)'
+	@tooling/vm -- "$(CURDIR)/tooling/guest/cmd.sh" "$$CMD"
 
 ## make edit          git tree of the series (one commit per patch) to edit 6.12 files
 edit:

@@ -86,3 +86,43 @@ ensure_tree() {
 	find "$1.tmp" -type d -exec chmod u+w {} +
 	mv "$1.tmp" "$1"
 }
+
+# Environment knobs the host passes into the test VM when they are set
+# (tooling/vm writes them into the guest's command file).
+VM_ENV_KNOBS="E2E_RUNS VIOMMU_MAPPINGS VFIO_SELFTEST_REQUIRE VFIO_STRESS_SECONDS
+	VFIO_SELFTEST_TIMEOUT VFIO_FUZZ_SEED VFIO_FUZZ_ITERS VFIO_FUZZ_SECONDS MIGDEV_KO"
+
+# TAP output of a stage script, numbered from 1 in this process:
+#   tap ok|skip|fail NAME [REASON|DETAIL]; tap_plan at the end.
+TAP_N=0
+tap() {
+	TAP_N=$((TAP_N + 1))
+	case $1 in
+	ok)   echo "ok $TAP_N $2" ;;
+	skip) echo "ok $TAP_N $2 # SKIP $3" ;;
+	*)    echo "not ok $TAP_N $2"
+	      [ -z "${3:-}" ] || printf '%s\n' "$3" | sed 's/^/#   /' ;;
+	esac
+}
+tap_plan() { echo "1..$TAP_N"; }
+
+# Per-stage wall-clock times of a run: stage NAME COMMAND... runs COMMAND and
+# appends "NAME SECONDS" to $STAGE_TIMES (when set); returns its status.
+stage() {
+	local name=$1 t0 rc=0
+	shift
+	t0=$(date +%s.%N)
+	"$@" || rc=$?
+	[ -z "${STAGE_TIMES:-}" ] ||
+		printf '%s %.1f\n' "$name" "$(echo "$(date +%s.%N) - $t0" | bc)" >> "$STAGE_TIMES"
+	return $rc
+}
+
+# prepare once per run: the top-level script calls this, the scripts it
+# starts see VFIO_MIG_PREPARED and skip theirs.
+prepare_once() {
+	[ "${VFIO_MIG_PREPARED:-}" = "$CACHE" ] && return 0
+	"$TOOLING/prepare" >&2
+	export VFIO_MIG_PREPARED=$CACHE
+}
+. "$TOOLING/guest/require.sh"
