@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Summarise a test run: KUnit (kunit.py parse --json) and TAP files.
 
-usage: report.py [--kunit JSON] [--tap SUITE=FILE[:EXIT]]...
+usage: report.py [--kunit JSON] [--tap SUITE=FILE[:EXIT]]...   (FILE without "=")
                  [--require TAGS] [--times FILE]
 
 Prints one line per suite, the skipped tests with their reasons, the
@@ -132,7 +132,7 @@ def main():
     if args.kunit:
         suites += parse_kunit(args.kunit)
     for spec in args.tap:
-        name, _, rest = spec.partition("=")
+        name, _, rest = spec.rpartition("=")   # a name may hold "=" (W=1)
         path, _, code = rest.rpartition(":") if re.search(r":-?\d+$", rest) else (rest, "", "")
         results = parse_tap(path, int(code) if code else None)
         if name.startswith("kselftest"):

@@ -97,10 +97,12 @@ class Main(Tmp):
     def test_green_and_times(self):
         t = self.write("t.tap", "1..2\nok 1 a\nok 2 b # SKIP kvm: none\n")
         times = self.write("times", "build 12.5\nVM 100\n")
-        p = self.run_report("--require", "edu", "--times", times, "--tap", f"kselftest x={t}:0")
+        p = self.run_report("--require", "edu", "--times", times, "--tap", f"kselftest x={t}:0",
+                            "--tap", f"lint (W=1)={t}:0")
+        self.assertIn("ok    lint (W=1): 1 passed, 0 failed, 1 skipped", p.stdout)
         self.assertEqual(p.returncode, 0, p.stdout)
         self.assertIn("stage times: build 12s, VM 100s, report", p.stdout)
-        self.assertTrue(p.stdout.rstrip().endswith("1 passed, 0 failed"), p.stdout)
+        self.assertTrue(p.stdout.rstrip().endswith("2 passed, 0 failed"), p.stdout)
 
 
 if __name__ == "__main__":
