@@ -54,17 +54,17 @@ assemble:
 vm:
 	@tooling/vm -- "$(CURDIR)/tooling/guest/cmd.sh" "$$CMD"
 
-## make edit          git tree of the series (one commit per patch) to edit 6.12 files
+## make edit          git tree of the series (one commit per patch) to edit 6.12 files (FORCE=1: drop unrefreshed work)
 edit:
-	@tooling/series edit
+	@FORCE="$(FORCE)" python3 tooling/series.py edit
 
-## make refresh       write the edit tree's commits back into patches/ and new files
+## make refresh       write the edit tree's commits back into patches/ and new files (FORCE=1: over uncommitted edits)
 refresh:
-	@tooling/series refresh
+	@FORCE="$(FORCE)" python3 tooling/series.py refresh
 
-## make export        git format-patch --cover-letter of the series (OUT=dir)
+## make export        git format-patch --cover-letter of the series (OUT=dir: new, empty or an earlier export)
 export:
-	@tooling/series export $(OUT)
+	@python3 tooling/series.py export $(OUT)
 
 ## make clean-cache   delete the cache (base, trees, build output, ccache)
 clean-cache:
