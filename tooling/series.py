@@ -476,7 +476,7 @@ def make_tree(gitbase, base, tree):
 
 def edit(gitbase, base, tree, force=False):
     if os.path.exists(os.path.join(tree, ".git")) and not forced(force):
-        keep = ("keep it with 'make refresh' (or discard it: FORCE=1 make edit)")
+        keep = "keep that work with 'make refresh' (or drop it: FORCE=1 make edit)"
         for state in ("rebase-merge", "rebase-apply", "MERGE_HEAD", "CHERRY_PICK_HEAD"):
             path = git_out(tree, "rev-parse", "--git-path", state).strip()
             if os.path.exists(os.path.join(tree, path)):
@@ -488,9 +488,9 @@ def edit(gitbase, base, tree, force=False):
             files, gone = from_tree(tree, "base")
             change = differs(files, gone)
             if change:
-                die(f"{tree} holds commits that differ from the repository's series "
-                    f"(refreshing them would change:{listing(change)}\n); 'make edit' "
-                    f"would reset them away: {keep}")
+                die(f"{tree} holds commits the repository's series does not have "
+                    f"('make refresh' would change:{listing(change)})\n"
+                    f"'make edit' would reset them away: {keep}")
     make_tree(gitbase, base, tree)
     git(tree, "checkout", "-q", "-B", "series")
     print(f"edit tree: {tree} (branch 'series' on tag 'base')")
