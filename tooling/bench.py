@@ -5,8 +5,9 @@ the boot medians, the ratio 6.12/series and the goals of the series.
 usage: bench.py RUNDIR BOOTS   (reads RUNDIR/{upstream,series}.N/output.log)
 """
 import re
-import statistics
 import sys
+
+from table import columns, half_spread, median, show
 
 LINE = re.compile(r"(.+): median ([0-9.-]+) (\S+) \(min ([0-9.-]+), max ([0-9.-]+), (\d+) runs\)")
 
@@ -46,27 +47,25 @@ def main():
     def vals(k, case):
         return [b[case][0] for b in per[k] if case in b]
 
-    def med(v):
-        return statistics.median(v) if v else None
+    med = median
 
     def fmt(v, unit=""):
         if not v:
             return "-"
-        m = med(v)
-        spread = (max(v) - min(v)) / m * 100 if m else 0
-        return f"{m:.4g} {unit} ±{spread / 2:.0f}%"
+        return f"{med(v):.4g} {unit} ±{half_spread(v):.0f}%"
 
     units = {}      # case -> unit, in the order the cases first appear
     for b in per["upstream"] + per["series"]:
         for c, (_, u) in b.items():
             units.setdefault(c, u)
     results = []
-    print(f"{'case (medians over ' + str(boots) + ' boots, ±half the spread)':58} "
-          f"{'6.12':>18} {'series':>18} {'6.12/series':>12}")
+    rows = [[f"case (medians over {boots} boots, ±half the spread)", "6.12", "series",
+             "6.12/series"]]
     for c in units:
         up, ours = vals("upstream", c), vals("series", c)
         ratio = f"{med(up) / med(ours):.3g}x" if up and ours and med(ours) else "-"
-        print(f"{c:58} {fmt(up, units[c]):>18} {fmt(ours, units[c]):>18} {ratio:>12}")
+        rows.append([c, fmt(up, units[c]), fmt(ours, units[c]), ratio])
+    show(columns((("", "58"), (" ", ">18"), (" ", ">18"), (" ", ">12")), rows))
 
     def goal(name, value, limit, better_low, unit="x", info=False):
         if value is None:
@@ -106,9 +105,8 @@ def main():
     goal("pin+unpin with tracking on / off, series",
          med(vals("series", PIN_Q)), 1.05, True)
     print()
-    print(f"{'goal':70} {'measured':>10} {'goal':>10}  result")
-    for name, m, g, r in results:
-        print(f"{name:70} {m:>10} {g:>10}  {r}")
+    show(columns((("", "70"), (" ", ">10"), (" ", ">10"), ("  ", "")),
+                 [["goal", "measured", "goal", "result"], *results]))
 
 
 main()

@@ -261,6 +261,8 @@ ROWS = (("mappings", "IOVA mappings of 4 KiB", "{}"),
 def table(runs):
     """Print the viommu-result lines of NAME=LOG[,LOG...] runs side by side:
     per kernel the median over its runs (and the range when there are more)."""
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    import table as tab     # tooling/table.py, on the host
     res, spread = {}, {}
     for arg in runs:
         name, paths = arg.split("=", 1)
@@ -275,27 +277,25 @@ def table(runs):
             continue
         for key in got[0]:
             vals = sorted(float(g[key]) for g in got)
-            med = vals[len(vals) // 2] if len(vals) % 2 else (vals[len(vals) // 2 - 1] +
-                                                             vals[len(vals) // 2]) / 2
-            res[name][key] = f"{med:.10g}"
+            res[name][key] = f"{tab.median(vals):.10g}"
             if vals[0] != vals[-1]:
                 spread[name][key] = f" ({vals[0]:.10g}-{vals[-1]:.10g})"
     names = list(res)
-    print("| | " + " | ".join(names) + (" | ratio |" if len(names) == 2 else " |"))
-    print("|---" * (len(names) + 1 + (len(names) == 2)) + "|")
+    pair = len(names) == 2
+    rows = []
     for key, label, fmt in ROWS:
         cells = [fmt.format(res[n][key]) + spread[n].get(key, "") if key in res[n]
                  else "(no result)" for n in names]
         ratio = ""
-        if len(names) == 2 and key in ("total_ms", "downtime_ms", "get_bitmap_ms",
-                                       "get_ms_per_sync", "get_us_per_call"):
+        if pair and key in ("total_ms", "downtime_ms", "get_bitmap_ms",
+                            "get_ms_per_sync", "get_us_per_call"):
             try:
                 ratio = f"{float(res[names[0]][key]) / float(res[names[1]][key]):,.1f}x"
             except (KeyError, ValueError, ZeroDivisionError):
                 ratio = ""
-        print(f"| {label} | " + " | ".join(cells) + (f" | {ratio} |" if len(names) == 2 else " |"))
+        rows.append([label, *cells] + ([ratio] if pair else []))
+    tab.show(tab.markdown(["", *names] + (["ratio"] if pair else []), rows))
     return 0 if all(res.values()) else 1
-
 
 def main():
     if sys.argv[1:2] == ["--table"]:
