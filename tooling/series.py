@@ -474,7 +474,17 @@ def make_tree(gitbase, base, tree):
     commit(base, tree)
 
 
-def edit(gitbase, base, tree, force=False):
+def branch_holders(gitbase, branch):
+    """Worktrees of @gitbase that have @branch checked out."""
+    out = []
+    for block in git_out(gitbase, "worktree", "list", "--porcelain").split("\n\n"):
+        lines = block.split("\n")
+        if lines[0].startswith("worktree ") and f"branch refs/heads/{branch}" in lines:
+            out.append(lines[0][len("worktree "):])
+    return out
+
+
+def edit(gitbase, base, tree, force=False, refresh_cmd="make refresh"):
     if os.path.exists(os.path.join(tree, ".git")) and not forced(force):
         keep = "keep that work with 'make refresh' (or drop it: FORCE=1 make edit)"
         for state in ("rebase-merge", "rebase-apply", "MERGE_HEAD", "CHERRY_PICK_HEAD"):
@@ -492,9 +502,17 @@ def edit(gitbase, base, tree, force=False):
                     f"('make refresh' would change:{listing(change)})\n"
                     f"'make edit' would reset them away: {keep}")
     make_tree(gitbase, base, tree)
-    git(tree, "checkout", "-q", "-B", "series")
-    print(f"edit tree: {tree} (branch 'series' on tag 'base')")
-    print("commit there (git commit --fixup, git rebase -i base), then: make refresh")
+    # Branch 'series', unless another worktree of the base holds it: the
+    # branch is shared by all of them, moving it would move theirs.
+    elsewhere = [w for w in branch_holders(gitbase, "series")
+                 if os.path.realpath(w) != os.path.realpath(tree)]
+    if elsewhere:
+        print(f"edit tree: {tree} (detached HEAD on tag 'base'; branch 'series' "
+              f"is {elsewhere[0]}'s)")
+    else:
+        git(tree, "checkout", "-q", "-B", "series")
+        print(f"edit tree: {tree} (branch 'series' on tag 'base')")
+    print(f"commit there (git commit --fixup, git rebase -i base), then: {refresh_cmd}")
 
 
 MARKER = ".vfio-mig-export"
@@ -588,8 +606,12 @@ def main(argv):
         else:
             cache, ver, base, gitbase = cache_paths()
         if cmd == "edit":
-            tree = args[0] if args else os.path.join(cache, f"edit-{ver}")
-            edit(gitbase, base, tree, force=o.force)
+            if args:
+                tree = os.path.abspath(args[0])
+                edit(gitbase, base, tree, force=o.force,
+                     refresh_cmd=f"python3 {sys.argv[0]} refresh {tree}")
+            else:
+                edit(gitbase, base, os.path.join(cache, f"edit-{ver}"), force=o.force)
         else:
             if cache:
                 lock_cache(cache)

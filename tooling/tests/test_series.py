@@ -208,6 +208,17 @@ class Series(unittest.TestCase):
         self.make_edit()
         self.assertEqual(self.trees(self.edit_tree), self.hand_trees)
 
+    def test_edit_leaves_another_trees_branch(self):
+        self.make_edit()
+        e = self.edit_tree
+        sh(e, "git", "commit", "-q", "--amend", "-m", "vfio: mine\n\nUnrefreshed.")
+        mine = sh(e, "git", "rev-parse", "HEAD").stdout
+        other = os.path.join(self.tmp.name, "other-edit")
+        r = self.series("edit", *self.where(), other)
+        self.assertIn("detached HEAD", r.stdout)
+        self.assertEqual(sh(self.gitbase, "git", "rev-parse", "series").stdout, mine)
+        self.assertEqual(sh(e, "git", "rev-parse", "HEAD").stdout, mine)
+
     def test_commit_is_reproducible(self):
         other = os.path.join(self.tmp.name, "other")
         sh(self.gitbase, "git", "worktree", "add", "-q", "--detach", other, "base")
