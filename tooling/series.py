@@ -536,7 +536,8 @@ def export(gitbase, base, tree, out):
     for n in names:
         os.unlink(os.path.join(out, n))
     os.makedirs(out, exist_ok=True)
-    git(tree, "format-patch", "-q", "--cover-letter", "--base=base", "-o", out, "base..HEAD")
+    git(tree, "format-patch", "-q", "--cover-letter", "--base=base", "-o", out, "base..HEAD",
+        env={**os.environ, **IDENT})       # the cover letter's From: and Date:
     cover(os.path.join(out, "0000-cover-letter.patch"),
           git_out(gitbase, "log", "-1", "--format=%s", "base").strip())
     with open(os.path.join(out, MARKER), "w") as f:

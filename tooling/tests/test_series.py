@@ -345,6 +345,8 @@ class Series(unittest.TestCase):
         self.assertIn("Subject: [PATCH 0/2] fake: a test series", cover)
         self.assertIn("Based on Linux 9.9 (Debian fake 9.9-1).", cover)
         self.assertNotIn("***", cover)
+        self.assertIn("From: VFIO migration series <vfio-migration@example.org>\n"
+                      "Date: Thu, 1 Jan 2026 00:00:00 +0000\n", cover)
         # the patches apply to the base with git am
         am = os.path.join(self.tmp.name, "am")
         sh(self.gitbase, "git", "worktree", "add", "-q", "--detach", am, "base")
