@@ -401,8 +401,10 @@ def refresh(tree, baserev="base", force=False):
     if git_out(tree, "status", "--porcelain"):
         die(f"{tree} has uncommitted changes: commit them (or discard them) first")
     files, gone = from_tree(tree, baserev)
+    head = git_out(tree, "rev-parse", "HEAD").strip()
     change = differs(files, gone)
     if not change:
+        made(tree, head)
         print("refresh: nothing to change (patches/ and the new files match "
               f"{tree})")
         return []
@@ -422,6 +424,7 @@ def refresh(tree, baserev="base", force=False):
             new = not os.path.exists(os.path.join(TOP, p))
             put(os.path.join(TOP, p), data, mode)
             print(f"   {'added' if new else 'changed'} {p}")
+    made(tree, head)
     n = sum(1 for p in files if p.endswith(".patch"))
     print(f"refresh: {len(change)} files changed; the series has {n} patches")
     return change
@@ -474,6 +477,22 @@ def make_tree(gitbase, base, tree):
     commit(base, tree)
 
 
+def made(tree, head=None):
+    """The commit @tree's series was made from or last refreshed from (kept
+    in its git directory); with @head, record that one."""
+    path = git_out(tree, "rev-parse", "--git-path", "vfio-mig-series").strip()
+    path = os.path.join(tree, path)
+    if head:
+        with open(path, "w") as f:
+            f.write(head + "\n")
+        return head
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except FileNotFoundError:
+        return None
+
+
 def branch_holders(gitbase, branch):
     """Worktrees of @gitbase that have @branch checked out."""
     out = []
@@ -494,7 +513,8 @@ def edit(gitbase, base, tree, force=False, refresh_cmd="make refresh"):
                     "finish or abort it, then " + keep)
         if git_out(tree, "status", "--porcelain"):
             die(f"{tree} has uncommitted changes: commit them and {keep}")
-        if git_out(tree, "rev-list", "-1", "base..HEAD").strip():
+        head = git_out(tree, "rev-parse", "HEAD").strip()
+        if head != made(tree) and git_out(tree, "rev-list", "-1", "base..HEAD").strip():
             files, gone = from_tree(tree, "base")
             change = differs(files, gone)
             if change:
@@ -502,6 +522,7 @@ def edit(gitbase, base, tree, force=False, refresh_cmd="make refresh"):
                     f"('make refresh' would change:{listing(change)})\n"
                     f"'make edit' would reset them away: {keep}")
     make_tree(gitbase, base, tree)
+    made(tree, git_out(tree, "rev-parse", "HEAD").strip())
     # Branch 'series', unless another worktree of the base holds it: the
     # branch is shared by all of them, moving it would move theirs.
     elsewhere = [w for w in branch_holders(gitbase, "series")

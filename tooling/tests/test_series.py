@@ -323,6 +323,22 @@ class Series(unittest.TestCase):
         self.make_edit(env={"FORCE": "1"})
         self.assertEqual(self.trees(e), self.hand_trees)
 
+    def test_edit_after_a_repository_edit(self):
+        # a file no later patch edits may be edited in the repository; the
+        # edit tree holds nothing of its own then, so edit resets it
+        self.make_edit()
+        write(f"{self.repo}/drivers/vfio/run.sh", "#!/bin/sh\necho new\n", 0o755)
+        self.make_edit()
+        self.assertEqual(read(f"{self.edit_tree}/drivers/vfio/run.sh"),
+                         "#!/bin/sh\necho new\n")
+        # and a newer series committed in the repository: the same
+        self.commit_repo("run.sh says new")
+        write(f"{self.repo}/drivers/vfio/run.sh", "#!/bin/sh\necho newer\n", 0o755)
+        self.commit_repo("run.sh says newer")
+        self.make_edit()
+        self.assertEqual(read(f"{self.edit_tree}/drivers/vfio/run.sh"),
+                         "#!/bin/sh\necho newer\n")
+
     def test_edit_keeps_work_refresh_wrote(self):
         self.make_edit()
         e = self.edit_tree
