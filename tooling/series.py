@@ -56,6 +56,7 @@ SERIES = os.path.join(PATCHES, "series")
 # Top-level directories of this repository that hold kernel files.
 KERNEL_DIRS = ("Documentation", "drivers", "include", "samples", "tools")
 RECORD = ".vfio-mig-placed"
+LOCK = None        # the cache lock, held until exit (lock_cache)
 
 
 class Entry:
@@ -540,13 +541,14 @@ MARKER = ".vfio-mig-export"
 EXPORTED = re.compile(r"\d{4}-.+\.patch$")
 
 
-def export(gitbase, base, tree, out):
+def export(gitbase, base, tree, out, ours=False):
+    """@ours: @out is the cache's own directory (no marker needed)."""
     if os.path.exists(out) and not os.path.isdir(out):
         die(f"export: {out} is not a directory")
     names = os.listdir(out) if os.path.isdir(out) else []
     if names:
         foreign = sorted(n for n in names if n != MARKER and not EXPORTED.match(n))
-        if MARKER not in names or foreign:
+        if foreign or not (ours or MARKER in names):
             why = (f"it holds other files: {' '.join(foreign[:8])}"
                    f"{' ...' if len(foreign) > 8 else ''}" if foreign else
                    f"it has no {MARKER} marker")
@@ -631,15 +633,18 @@ def main(argv):
             if args:
                 tree = os.path.abspath(args[0])
                 edit(gitbase, base, tree, force=o.force,
-                     refresh_cmd=f"python3 {sys.argv[0]} refresh {tree}")
+                     refresh_cmd=f"python3 {os.path.join(TOP, 'tooling', 'series.py')} "
+                     f"refresh {tree}")
             else:
                 edit(gitbase, base, os.path.join(cache, f"edit-{ver}"), force=o.force)
         else:
+            if not (args or cache):
+                die("export: with --base and --gitbase, name the output directory")
             if cache:
                 lock_cache(cache)
             out = args[0] if args else os.path.join(cache, "out")
             tree = os.path.join(cache, f"export-{ver}") if cache else gitbase + "-export"
-            export(gitbase, base, tree, os.path.abspath(out))
+            export(gitbase, base, tree, os.path.abspath(out), ours=not args)
     return 0
 
 
