@@ -188,7 +188,8 @@ class Series(unittest.TestCase):
         self.assertEqual(read(f"{self.repo}/drivers/vfio/new.c"), NEW_C_2)
         self.assertEqual(os.stat(f"{self.repo}/drivers/vfio/run.sh").st_mode & 0o777, 0o755)
         p2 = read(f"{self.repo}/patches/0002-vfio-build-new-c-add-run-sh.patch")
-        self.assertTrue(p2.startswith("Subject: vfio: build new.c, add run.sh\n\nThe second.\n---\n"))
+        self.assertTrue(p2.startswith("Subject: vfio: build new.c, add run.sh\n\n"
+                                      "The second.\n---\n"))
         self.assertIn("+++ b/drivers/vfio/new.c", p2)
         self.assertNotIn("b/drivers/vfio/run.sh", p2)
         self.series("check", self.base)
@@ -203,6 +204,16 @@ class Series(unittest.TestCase):
         r = self.series("refresh", self.edit_tree)
         self.assertIn("nothing to change", r.stdout)
         self.assertEqual(self.repo_status(), "")
+        self.assertEqual(self.repo_snapshot(), before)
+        # from nothing: the patches and new files deleted (and committed),
+        # refresh writes them back as they were
+        for f in ("patches/0001-vfio-add-new-c.patch",
+                  "patches/0002-vfio-build-new-c-add-run-sh.patch",
+                  "drivers/vfio/new.c", "drivers/vfio/run.sh"):
+            os.unlink(os.path.join(self.repo, f))
+        write(f"{self.repo}/patches/series", SERIES_HEADER)
+        self.commit_repo("nothing")
+        self.series("refresh", self.edit_tree)
         self.assertEqual(self.repo_snapshot(), before)
         # edit again: nothing unrefreshed, so it resets without FORCE
         self.make_edit()
