@@ -51,6 +51,10 @@ assemble:
 	@tooling/assemble
 
 ## make vm CMD='...'  run a shell command line inside the test VM on the built kernel
+# CMD reaches the guest through the environment, as given: make expands
+# none of its $ (nor the shell its quotes)
+override CMD := $(value CMD)
+export CMD
 vm:
 	@tooling/vm -- "$(CURDIR)/tooling/guest/cmd.sh" "$$CMD"
 
