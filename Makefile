@@ -18,9 +18,9 @@ test:
 test-vm:
 	@tooling/test --vm
 
-## make kunit         the KUnit suites only: build the kernel, boot it, parse its console
+## make kunit [SUITE=GLOB]  the KUnit suites (or those matching GLOB): build, boot, parse
 kunit:
-	@tooling/kunit
+	@SUITE="$(SUITE)" tooling/kunit
 
 ## make selftest T=NAME [ARGS='-t TEST']  one kselftest binary, devices set up, ARGS to it
 selftest:

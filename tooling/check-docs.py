@@ -41,14 +41,21 @@ def make_targets():
 
 
 def selftests():
-    """Programs the selftests' Makefiles list, by name."""
-    names = set()
-    for mk in glob.glob(os.path.join(TOP, "tools/testing/selftests/vfio/**/*.mk"),
-                        recursive=True) + [os.path.join(TOP, "tools/testing/selftests/vfio/Makefile")]:
+    """Programs the selftests' Makefiles list, by name (variables expanded)."""
+    vars_, progs = {}, set()
+    for mk in [os.path.join(TOP, "tools/testing/selftests/vfio/Makefile")] + \
+            glob.glob(os.path.join(TOP, "tools/testing/selftests/vfio/**/*.mk"), recursive=True):
         text = open(mk).read().replace("\\\n", " ")
-        for m in re.finditer(r"^TEST_GEN_PROGS(?:_EXTENDED)?\s*[+:]?=(.*)$", text, re.M):
-            names.update(m.group(1).split())
-    return names
+        for m in re.finditer(r"^([A-Z_]+)\s*([+:]?=)(.*)$", text, re.M):
+            name, op, val = m.groups()
+            words = []
+            for w in val.split():
+                v = re.fullmatch(r"\$\(([A-Z_]+)\)", w)
+                words += vars_.get(v.group(1), []) if v else [w]
+            vars_[name] = (vars_.get(name, []) if op == "+=" else []) + words
+    for name in ("TEST_GEN_PROGS", "TEST_GEN_PROGS_EXTENDED"):
+        progs.update(vars_.get(name, []))
+    return progs
 
 
 def kunit_suites():
