@@ -621,6 +621,7 @@ static int run_bad(int container, const struct bad *b, struct pages *p)
 	if (b->op == OP_GET)
 		return -vfio_get_bitmap_raw(container,
 					    sizeof(struct vfio_mig_dirty_get) - b->argsz_delta,
+					    VFIO_IOMMU_DIRTY_PAGES_FLAG_GET_BITMAP,
 					    iova, size, pgsize, data, bsize);
 	return -vfio_unmap_bitmap_raw(container,
 				      sizeof(struct vfio_mig_unmap_bitmap) - b->argsz_delta,

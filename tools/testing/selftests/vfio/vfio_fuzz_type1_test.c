@@ -480,23 +480,6 @@ static void pick_get_range(struct fuzz *f, struct model *m, uint64_t pgsize,
 		*size = BM_WORDS * 64 * pgsize;
 }
 
-static int do_get(int container, uint32_t argsz, uint32_t flags, uint64_t iova,
-		  uint64_t size, uint64_t pgsize, uint64_t *bitmap,
-		  uint64_t bmsize)
-{
-	struct vfio_mig_dirty_get arg = {
-		.db.argsz = argsz,
-		.db.flags = flags,
-		.get.iova = iova,
-		.get.size = size,
-		.get.bitmap.pgsize = pgsize,
-		.get.bitmap.size = bmsize,
-		.get.bitmap.data = (__u64 *)bitmap,
-	};
-
-	return ioctl(container, VFIO_IOMMU_DIRTY_PAGES, &arg) ? -errno : 0;
-}
-
 /* GET_BITMAP, well formed or not. */
 static void t1_get(struct t1 *self, struct fuzz *f)
 {
@@ -560,8 +543,8 @@ static void t1_get(struct t1 *self, struct fuzz *f)
 	      "kind %d bitmap %d iova 0x%llx size 0x%llx pgsize 0x%llx bitmap size 0x%llx tracking %d",
 	      bad, kind, (unsigned long long)iova, (unsigned long long)size,
 	      (unsigned long long)pgsize, (unsigned long long)bmsize, m->tracking);
-	ret = do_get(self->md.container, argsz, flags, iova, size, pgsize, ptr,
-		     bmsize);
+	ret = vfio_get_bitmap_raw(self->md.container, argsz, flags, iova, size,
+				  pgsize, ptr, bmsize);
 	if (!want && kind != BM_OK) {
 		/* nothing to write may succeed; else it must fail, keeping all */
 		FZ_EXPECT_RET2(f, ret, -EFAULT, 0);
@@ -937,8 +920,10 @@ static void t1_get_all(struct t1 *self, struct fuzz *f)
 	int ret;
 
 	fz_op(f, FZ_OP_GET, "the whole window, tracking %d", self->m.tracking);
-	ret = do_get(self->md.container, sizeof(struct vfio_mig_dirty_get), GET, FZ_WIN_IOVA,
-		     FZ_WIN_SIZE, VFIO_MIG_PAGE_4K, bm, FZ_WIN_PAGES / 8);
+	ret = vfio_get_bitmap_raw(self->md.container,
+				  sizeof(struct vfio_mig_dirty_get), GET,
+				  FZ_WIN_IOVA, FZ_WIN_SIZE, VFIO_MIG_PAGE_4K, bm,
+				  FZ_WIN_PAGES / 8);
 	FZ_EXPECT_RET(f, ret, self->m.tracking ? 0 : -EINVAL);
 	if (ret)
 		return;

@@ -311,4 +311,3 @@ int migdev_worker(struct migdev *md)
 
 	return pid > 0 ? (int)pid : -1;
 }
-

@@ -285,14 +285,14 @@ int vfio_dirty(int container, uint32_t flags)
 	return ioctl(container, VFIO_IOMMU_DIRTY_PAGES, &db) ? -errno : 0;
 }
 
-/* GET_BITMAP with an argument @argsz bytes long. */
-int vfio_get_bitmap_raw(int container, uint32_t argsz, uint64_t iova,
-			uint64_t size, uint64_t pgsize, uint64_t *bitmap,
-			uint64_t bitmap_size)
+/* DIRTY_PAGES with any @flags and an argument @argsz bytes long. */
+int vfio_get_bitmap_raw(int container, uint32_t argsz, uint32_t flags,
+			uint64_t iova, uint64_t size, uint64_t pgsize,
+			uint64_t *bitmap, uint64_t bitmap_size)
 {
 	struct vfio_mig_dirty_get arg = {
 		.db.argsz = argsz,
-		.db.flags = VFIO_IOMMU_DIRTY_PAGES_FLAG_GET_BITMAP,
+		.db.flags = flags,
 		.get.iova = iova,
 		.get.size = size,
 		.get.bitmap.pgsize = pgsize,
@@ -307,7 +307,8 @@ int vfio_get_bitmap_raw(int container, uint32_t argsz, uint64_t iova,
 int vfio_get_bitmap(int container, uint64_t iova, uint64_t size,
 		    uint64_t pgsize, uint64_t *bitmap, uint64_t bitmap_size)
 {
-	return vfio_get_bitmap_raw(container, sizeof(struct vfio_mig_dirty_get), iova,
+	return vfio_get_bitmap_raw(container, sizeof(struct vfio_mig_dirty_get),
+				   VFIO_IOMMU_DIRTY_PAGES_FLAG_GET_BITMAP, iova,
 				   size, pgsize, bitmap, bitmap_size);
 }
 

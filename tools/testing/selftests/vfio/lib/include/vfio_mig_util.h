@@ -118,10 +118,10 @@ struct vfio_mig_dirty_get {
 	struct vfio_iommu_type1_dirty_bitmap_get get;
 };
 
-/* GET_BITMAP with an argument @argsz bytes long. */
-int vfio_get_bitmap_raw(int container, uint32_t argsz, uint64_t iova,
-			uint64_t size, uint64_t pgsize, uint64_t *bitmap,
-			uint64_t bitmap_size);
+/* DIRTY_PAGES with any @flags and an argument @argsz bytes long. */
+int vfio_get_bitmap_raw(int container, uint32_t argsz, uint32_t flags,
+			uint64_t iova, uint64_t size, uint64_t pgsize,
+			uint64_t *bitmap, uint64_t bitmap_size);
 
 /* GET_BITMAP of [iova, iova + size) at @pgsize into @bitmap. */
 int vfio_get_bitmap(int container, uint64_t iova, uint64_t size,
