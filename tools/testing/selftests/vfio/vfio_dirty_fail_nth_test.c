@@ -217,6 +217,21 @@ struct get_case {
 	void (*redirty)(struct __test_metadata *_metadata, struct migdev *md);
 };
 
+/* The zeroed @bitmap and @must of @c, @c->words words each. */
+static void get_case_alloc(struct __test_metadata *_metadata, struct get_case *c)
+{
+	c->bitmap = calloc(c->words, 8);
+	c->must = calloc(c->words, 8);
+	ASSERT_NE(NULL, c->bitmap);
+	ASSERT_NE(NULL, c->must);
+}
+
+static void get_case_free(struct get_case *c)
+{
+	free(c->bitmap);
+	free(c->must);
+}
+
 /*
  * For n = 1, 2, ... the n-th allocation of the GET fails, until it makes
  * fewer than n.  A GET does not fail for want of memory: the tracker
@@ -320,10 +335,7 @@ TEST_F_TIMEOUT(pin, allocation_failures_get_sparse, 300)
 	if (!fail_nth_ready(_metadata))
 		return;
 	mem = reserve_map(_metadata, self->md.container, SP_IOVA, SP_SIZE);
-	c.bitmap = calloc(c.words, 8);
-	c.must = calloc(c.words, 8);
-	ASSERT_NE(NULL, c.bitmap);
-	ASSERT_NE(NULL, c.must);
+	get_case_alloc(_metadata, &c);
 	for (i = 0; i < SP_SIZE / (SP_CHUNK_PAGES * VFIO_MIG_PAGE_4K); i++) {
 		set_bit64(c.must, sparse_page(i));
 		if (sparse_pinned(i))
@@ -333,8 +345,7 @@ TEST_F_TIMEOUT(pin, allocation_failures_get_sparse, 300)
 	get_sweep(_metadata, &c);
 	EXPECT_EQ(0, vfio_unmap(self->md.container, SP_IOVA, SP_SIZE));
 	EXPECT_EQ(0, migdev_pinned(&self->md));
-	free(c.bitmap);
-	free(c.must);
+	get_case_free(&c);
 	munmap(mem, SP_SIZE);
 }
 
@@ -366,10 +377,7 @@ TEST_F_TIMEOUT(pin, allocation_failures_get_dense, 300)
 	if (!fail_nth_ready(_metadata))
 		return;
 	mem = reserve_map(_metadata, self->md.container, DN_IOVA, DN_SIZE);
-	c.bitmap = calloc(c.words, 8);
-	c.must = calloc(c.words, 8);
-	ASSERT_NE(NULL, c.bitmap);
-	ASSERT_NE(NULL, c.must);
+	get_case_alloc(_metadata, &c);
 	for (i = 0; i < DN_WRITTEN; i++)
 		set_bit64(c.must, i);
 	ASSERT_EQ(0, migdev_dma(&self->md, "keep", DN_IOVA + DN_PIN_PAGE * VFIO_MIG_PAGE_4K,
@@ -380,8 +388,7 @@ TEST_F_TIMEOUT(pin, allocation_failures_get_dense, 300)
 	get_sweep(_metadata, &c);
 	EXPECT_EQ(0, vfio_unmap(self->md.container, DN_IOVA, DN_SIZE));
 	EXPECT_EQ(0, migdev_pinned(&self->md));
-	free(c.bitmap);
-	free(c.must);
+	get_case_free(&c);
 	munmap(mem, DN_SIZE);
 }
 
