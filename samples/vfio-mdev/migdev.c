@@ -45,6 +45,10 @@
  * /sys/kernel/debug/migdev/<mdev uuid>/
  *   dma       write "pin|rw|keep|release|kept IOVA LEN SEED" (numbers in
  *             C notation): one DMA command; the write fails with its errno
+ *   report    write "IOVA LEN" (migdev-precise): the device reports it
+ *             wrote that range, of any size, with vfio_mark_dirty(); the
+ *             write fails with its errno (-EOPNOTSUPP on migdev-1, -EBUSY
+ *             when the device is not open)
  *   step      write N: change N blocks of the internal state (-EBUSY
  *             unless the device is running)
  *   hold      write 1: a command rung through BAR0 waits, as behind an
@@ -1274,6 +1278,33 @@ static ssize_t migdev_dbg_dma(struct file *file, const char __user *ubuf,
 	return ret ? ret : count;
 }
 
+/*
+ * migdev-precise: the device's log says it wrote [IOVA, IOVA + LEN), a
+ * range of any size (a large fill, say): report it with vfio_mark_dirty().
+ */
+static ssize_t migdev_dbg_report(struct file *file, const char __user *ubuf,
+				 size_t count, loff_t *ppos)
+{
+	struct migdev *md = file->private_data;
+	u64 iova, len;
+	char buf[64];
+	int ret;
+
+	if (count >= sizeof(buf))
+		return -EINVAL;
+	if (copy_from_user(buf, ubuf, count))
+		return -EFAULT;
+	buf[count] = '\0';
+	if (sscanf(buf, "%lli %lli", &iova, &len) != 2 || (size_t)len != len)
+		return -EINVAL;
+	if (!migdev_precise(md))
+		return -EOPNOTSUPP;
+	mutex_lock(&md->lock);
+	ret = md->opened ? vfio_mark_dirty(&md->vdev, iova, len) : -EBUSY;
+	mutex_unlock(&md->lock);
+	return ret ? ret : count;
+}
+
 static ssize_t migdev_dbg_step(struct file *file, const char __user *ubuf,
 			       size_t count, loff_t *ppos)
 {
@@ -1369,6 +1400,12 @@ static const struct file_operations migdev_dbg_step_fops = {
 	.write = migdev_dbg_step,
 };
 
+static const struct file_operations migdev_dbg_report_fops = {
+	.owner = THIS_MODULE,
+	.open = simple_open,
+	.write = migdev_dbg_report,
+};
+
 static const struct file_operations migdev_dbg_hold_fops = {
 	.owner = THIS_MODULE,
 	.open = simple_open,
@@ -1445,6 +1482,8 @@ static int migdev_probe(struct mdev_device *mdev)
 	md->debugfs = debugfs_create_dir(dev_name(&mdev->dev), migdev_parent.debugfs);
 	debugfs_create_file("dma", 0200, md->debugfs, md, &migdev_dbg_dma_fops);
 	debugfs_create_file("step", 0200, md->debugfs, md, &migdev_dbg_step_fops);
+	debugfs_create_file("report", 0200, md->debugfs, md,
+			    &migdev_dbg_report_fops);
 	debugfs_create_file("hold", 0200, md->debugfs, md, &migdev_dbg_hold_fops);
 	debugfs_create_file("checksum", 0400, md->debugfs, md, &migdev_dbg_fops);
 	debugfs_create_file("state", 0400, md->debugfs, md, &migdev_dbg_state_fops);
