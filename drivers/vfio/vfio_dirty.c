@@ -8,22 +8,39 @@
  * driver.  Pages pinned right now are not kept here: type1 marks them at
  * every report, because a device may write a pinned page at any time.
  *
- * What a bit means: a page is dirty when its bit is set in the bitmap of its
- * chunk (VFIO_DIRTY_CHUNK_PAGES pages, one page of bits), when its chunk is
- * VFIO_DIRTY_FULL, or when the whole mapping is marked @all.  Chunks without
- * a dirty page have no entry and no memory, so a clean mapping of any size
- * costs nothing and tracking memory grows with what gets dirty.  It is
- * charged to the active memory cgroup (type1 makes it the one of the
- * mapping's owner).  Allocations neither retry hard nor invoke the OOM
- * killer: when memory cannot be had, the tracker records more (the whole
- * chunk, or the whole mapping), never less.  Splitting a whole-mapping
- * mark materialises at most VFIO_DIRTY_SPLIT_MAX chunks; past that, the
- * mapping stays dirty as a whole.  Likewise a mark of the whole mapping,
- * or of more than VFIO_DIRTY_SPLIT_MAX chunks, marks the whole mapping
- * instead of storing an entry per chunk.
+ * What is dirty: a page is dirty when it lies in the mapping's dirty run
+ * [run_start, run_end), or when the entry of its chunk (VFIO_DIRTY_CHUNK_PAGES
+ * pages, 128 MiB of 4 KiB pages) says so.  A chunk's entry is one of:
+ *  - a sorted list of the offsets of its dirty pages, in the smallest kmalloc
+ *    object that holds them (8 bytes for one or two pages), for up to
+ *    VFIO_DIRTY_LIST_MAX pages (256 bytes);
+ *  - past that, a bitmap of the chunk (one page of bits);
+ *  - VFIO_DIRTY_FULL when every page of the chunk is dirty (no memory).
+ * Chunks without a dirty page have no entry and no memory, so a clean
+ * mapping of any size costs nothing, an isolated dirty page costs a small
+ * list and its slot in the index, and a dense chunk one bit per page.
+ * Lists grow as pages become dirty and turn into a bitmap past
+ * VFIO_DIRTY_LIST_MAX; an entry is freed when its chunk is clean.
  *
- * When bits reset: only in vfio_dirty_clear(), which type1 calls for a range
- * after its report reached the user whole.  A report never changes the
+ * The run holds what is dirty as a whole: the whole mapping at START, a mark
+ * of the whole mapping or of more than VFIO_DIRTY_SPLIT_MAX chunks, and a
+ * mark that touches the run (the run grows to take it in, and the entries of
+ * the chunks it then covers whole are freed).  It costs no memory whatever
+ * its size.  A clear of a prefix or a suffix of the run shrinks it exactly,
+ * so a user who reads a huge mapping window by window sees each window
+ * once, then clean.  A clear strictly inside the run keeps the larger side
+ * as the run and stores the smaller one in chunk entries, at most
+ * VFIO_DIRTY_SPLIT_MAX of them; when both sides are larger, the run stays
+ * whole (more reported).  Chunk entries may overlap the run: their pages
+ * are dirty either way.
+ *
+ * Memory is charged to the active memory cgroup (type1 makes it the one of
+ * the mapping's owner).  Allocations neither retry hard nor invoke the OOM
+ * killer: when memory cannot be had, the tracker records more (the whole
+ * chunk, or the whole mapping), never less.
+ *
+ * When pages become clean: only in vfio_dirty_clear(), which type1 calls for
+ * a range after its report reached the user whole.  A report never changes the
  * tracker, so a failed report loses nothing.
  *
  * Locking: the owner serialises every call (type1 holds iommu->lock); the
@@ -64,12 +81,14 @@
 
 #define VFIO_DIRTY_CHUNK_SHIFT	(PAGE_SHIFT + 3)
 #define VFIO_DIRTY_CHUNK_PAGES	BIT_ULL(VFIO_DIRTY_CHUNK_SHIFT)
-#define VFIO_DIRTY_FULL		xa_mk_value(1)
+
+/* list offsets are u16 */
+static_assert(VFIO_DIRTY_CHUNK_PAGES <= U16_MAX + 1);
 
 /* Tracking memory is worth no reclaim storm and no OOM kill: see above. */
 #define VFIO_DIRTY_GFP		(GFP_KERNEL_ACCOUNT | __GFP_NORETRY | __GFP_NOWARN)
 
-/* Chunks a whole-mapping mark may be split into: 8 TiB of 4 KiB pages. */
+/* Chunks a mark or a clear may store at once: 8 TiB of 4 KiB pages. */
 #define VFIO_DIRTY_SPLIT_MAX	BIT(16)
 
 /* Bits of the chunk pages [first, last] (inclusive) of chunk @c. */
@@ -115,10 +134,95 @@ VISIBLE_IF_KUNIT int vfio_dirty_store(struct vfio_dirty *d, unsigned long index,
 }
 EXPORT_SYMBOL_IF_KUNIT(vfio_dirty_store);
 
+/* An empty list with room for at least @n offsets, or NULL. */
+VISIBLE_IF_KUNIT struct vfio_dirty_list *vfio_dirty_alloc_list(unsigned int n)
+{
+	size_t size = kmalloc_size_roundup(sizeof(struct vfio_dirty_list) +
+					   n * sizeof(u16));
+	struct vfio_dirty_list *l;
+
+	KUNIT_STATIC_STUB_REDIRECT(vfio_dirty_alloc_list, n);
+	l = kmalloc(size, VFIO_DIRTY_GFP);
+	if (l) {
+		l->n = 0;
+		l->cap = min_t(size_t, (size - sizeof(*l)) / sizeof(u16),
+			       VFIO_DIRTY_LIST_MAX);
+	}
+	return l;
+}
+EXPORT_SYMBOL_IF_KUNIT(vfio_dirty_alloc_list);
+
+static bool vfio_dirty_is_list(void *entry)
+{
+	return xa_pointer_tag(entry) == VFIO_DIRTY_LIST_TAG;
+}
+
 static void vfio_dirty_free_entry(void *entry)
 {
-	if (!xa_is_value(entry))
+	if (vfio_dirty_is_list(entry))
+		kfree(xa_untag_pointer(entry));
+	else if (!xa_is_value(entry))
 		kfree(entry);
+}
+
+/* Index of the first offset of @l that is @off or more. */
+static unsigned int vfio_dirty_list_find(const struct vfio_dirty_list *l,
+					 unsigned int off)
+{
+	unsigned int lo = 0, hi = l->n;
+
+	while (lo < hi) {
+		unsigned int mid = lo + (hi - lo) / 2;
+
+		if (l->off[mid] < off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* Offsets of @l in [@lo, @hi]. */
+static unsigned int vfio_dirty_list_count(const struct vfio_dirty_list *l,
+					  unsigned int lo, unsigned int hi)
+{
+	return vfio_dirty_list_find(l, hi + 1) - vfio_dirty_list_find(l, lo);
+}
+
+/*
+ * @dst becomes @src (NULL: an empty list) with the offsets [@lo, @hi]
+ * added.  @dst may be @src; its room must hold the result.
+ */
+static void vfio_dirty_list_put(struct vfio_dirty_list *dst,
+				const struct vfio_dirty_list *src,
+				unsigned int lo, unsigned int hi)
+{
+	unsigned int n = 0, i = 0, j = 0, k;
+
+	if (src) {
+		n = src->n;
+		i = vfio_dirty_list_find(src, lo);
+		j = vfio_dirty_list_find(src, hi + 1);
+		/* the tail first: in place, it may move either way */
+		memmove(dst->off + i + (hi - lo + 1), src->off + j,
+			(n - j) * sizeof(u16));
+		if (dst != src)
+			memcpy(dst->off, src->off, i * sizeof(u16));
+	}
+	for (k = lo; k <= hi; k++)
+		dst->off[i + k - lo] = k;
+	dst->n = n - (j - i) + (hi - lo + 1);
+}
+
+/* Take the offsets [@lo, @hi] out of @l. */
+static void vfio_dirty_list_del(struct vfio_dirty_list *l, unsigned int lo,
+				unsigned int hi)
+{
+	unsigned int i = vfio_dirty_list_find(l, lo);
+	unsigned int j = vfio_dirty_list_find(l, hi + 1);
+
+	memmove(l->off + i, l->off + j, (l->n - j) * sizeof(u16));
+	l->n -= j - i;
 }
 
 /**
@@ -132,7 +236,8 @@ void vfio_dirty_init(struct vfio_dirty *d, u64 size)
 {
 	xa_init(&d->chunks);
 	d->npages = size >> PAGE_SHIFT;
-	d->all = false;
+	d->run_start = 0;
+	d->run_end = 0;
 }
 EXPORT_SYMBOL_GPL(vfio_dirty_init);
 
@@ -155,9 +260,45 @@ static void vfio_dirty_free_chunks(struct vfio_dirty *d)
 void vfio_dirty_destroy(struct vfio_dirty *d)
 {
 	vfio_dirty_free_chunks(d);
-	d->all = false;
+	d->run_start = 0;
+	d->run_end = 0;
 }
 EXPORT_SYMBOL_GPL(vfio_dirty_destroy);
+
+static bool vfio_dirty_run_whole(struct vfio_dirty *d)
+{
+	return !d->run_start && d->run_end == d->npages;
+}
+
+/*
+ * The run becomes [@start, @end), which holds the old one; the entries of
+ * the chunks it covers whole are freed.  The work is bounded by the entries
+ * there are, not by the size of the run.
+ */
+static void vfio_dirty_set_run(struct vfio_dirty *d, u64 start, u64 end)
+{
+	u64 first = round_up(start, VFIO_DIRTY_CHUNK_PAGES);
+	u64 last = end == d->npages ? end : round_down(end, VFIO_DIRTY_CHUNK_PAGES);
+	unsigned long c;
+	void *entry;
+
+	if (start == d->run_start && end == d->run_end)
+		return;
+	d->run_start = start;
+	d->run_end = end;
+	if (vfio_dirty_run_whole(d)) {
+		vfio_dirty_free_chunks(d);
+		return;
+	}
+	if (first >= last)
+		return;
+	xa_for_each_range(&d->chunks, c, entry, first >> VFIO_DIRTY_CHUNK_SHIFT,
+			  (last - 1) >> VFIO_DIRTY_CHUNK_SHIFT) {
+		xa_erase(&d->chunks, c);
+		vfio_dirty_free_entry(entry);
+		cond_resched();
+	}
+}
 
 /**
  * vfio_dirty_mark_all() - mark every page of a mapping dirty
@@ -165,10 +306,72 @@ EXPORT_SYMBOL_GPL(vfio_dirty_destroy);
  */
 void vfio_dirty_mark_all(struct vfio_dirty *d)
 {
-	vfio_dirty_free_chunks(d);
-	d->all = true;
+	vfio_dirty_set_run(d, 0, d->npages);
 }
 EXPORT_SYMBOL_GPL(vfio_dirty_mark_all);
+
+/*
+ * Store @entry for chunk @c in place of @old.  Without memory for the
+ * index, the whole mapping becomes dirty and @entry is freed.
+ */
+static void vfio_dirty_replace(struct vfio_dirty *d, unsigned long c,
+			       void *old, void *entry)
+{
+	if (vfio_dirty_store(d, c, entry)) {
+		vfio_dirty_free_entry(entry);
+		vfio_dirty_mark_all(d);
+		return;
+	}
+	if (old)
+		vfio_dirty_free_entry(old);
+}
+
+/* Mark the pages of @sp in chunk @c dirty. */
+static void vfio_dirty_mark_chunk(struct vfio_dirty *d, unsigned long c,
+				  const struct vfio_dirty_span *sp)
+{
+	void *entry = xa_load(&d->chunks, c), *new = VFIO_DIRTY_FULL;
+	unsigned int n = sp->hi - sp->lo + 1;
+	struct vfio_dirty_list *l = NULL, *nl;
+	unsigned long *bits;
+
+	if (entry == VFIO_DIRTY_FULL)
+		return;
+	if (vfio_dirty_span_whole(sp))
+		goto store;
+	if (entry && !vfio_dirty_is_list(entry)) {
+		bitmap_set(entry, sp->lo, n);
+		return;
+	}
+	if (entry) {
+		l = xa_untag_pointer(entry);
+		n += l->n - vfio_dirty_list_count(l, sp->lo, sp->hi);
+		if (n <= l->cap) {
+			vfio_dirty_list_put(l, l, sp->lo, sp->hi);
+			return;
+		}
+	}
+	/* no memory: the whole chunk is dirty */
+	if (n <= VFIO_DIRTY_LIST_MAX) {
+		nl = vfio_dirty_alloc_list(n);
+		if (nl) {
+			vfio_dirty_list_put(nl, l, sp->lo, sp->hi);
+			new = xa_tag_pointer(nl, VFIO_DIRTY_LIST_TAG);
+		}
+	} else {
+		bits = vfio_dirty_alloc_bits();
+		if (bits) {
+			unsigned int i;
+
+			for (i = 0; l && i < l->n; i++)
+				__set_bit(l->off[i], bits);
+			bitmap_set(bits, sp->lo, sp->hi - sp->lo + 1);
+			new = bits;
+		}
+	}
+store:
+	vfio_dirty_replace(d, c, entry, new);
+}
 
 /* Mark pages [first, last] (inclusive, inside the mapping) dirty. */
 static void vfio_dirty_mark_pages(struct vfio_dirty *d, u64 first, u64 last)
@@ -176,36 +379,11 @@ static void vfio_dirty_mark_pages(struct vfio_dirty *d, u64 first, u64 last)
 	unsigned long c;
 
 	for (c = first >> VFIO_DIRTY_CHUNK_SHIFT;
-	     !d->all && c <= last >> VFIO_DIRTY_CHUNK_SHIFT; c++) {
+	     !vfio_dirty_run_whole(d) && c <= last >> VFIO_DIRTY_CHUNK_SHIFT; c++) {
 		struct vfio_dirty_span sp = vfio_dirty_span(d, c, first, last);
-		unsigned long *bits = xa_load(&d->chunks, c);
 
 		cond_resched();
-		if (bits == VFIO_DIRTY_FULL)
-			continue;
-		if (vfio_dirty_span_whole(&sp)) {
-			/* replacing an entry allocates nothing */
-			if (vfio_dirty_store(d, c, VFIO_DIRTY_FULL))
-				vfio_dirty_mark_all(d);
-			else
-				kfree(bits);
-			continue;
-		}
-		if (!bits) {
-			bits = vfio_dirty_alloc_bits();
-			if (!bits) {
-				/* no memory: the whole chunk is dirty */
-				if (vfio_dirty_store(d, c, VFIO_DIRTY_FULL))
-					vfio_dirty_mark_all(d);
-				continue;
-			}
-			if (vfio_dirty_store(d, c, bits)) {
-				kfree(bits);
-				vfio_dirty_mark_all(d);
-				continue;
-			}
-		}
-		bitmap_set(bits, sp.lo, sp.hi - sp.lo + 1);
+		vfio_dirty_mark_chunk(d, c, &sp);
 	}
 }
 
@@ -216,8 +394,9 @@ static void vfio_dirty_mark_pages(struct vfio_dirty *d, u64 first, u64 last)
  * @len: bytes in the range, not zero; the range lies inside the mapping
  *
  * The fast path of a mark that repeats, such as a driver unpinning pages
- * it pinned before: when the range lies in one chunk that already has its
- * bitmap (or is wholly dirty), sets its bits.  Allocates nothing.
+ * it pinned before: when the range lies in the run, or in one chunk whose
+ * entry can take it as it is (a bitmap, a list with room, a whole chunk),
+ * marks it.  Allocates nothing.
  *
  * Return: true if the range is marked, false if vfio_dirty_mark() must do
  * it (nothing was changed then).
@@ -226,20 +405,29 @@ bool vfio_dirty_mark_present(struct vfio_dirty *d, u64 offset, u64 len)
 {
 	u64 first = offset >> PAGE_SHIFT, last = (offset + len - 1) >> PAGE_SHIFT;
 	unsigned long c = first >> VFIO_DIRTY_CHUNK_SHIFT;
-	unsigned long *bits;
+	struct vfio_dirty_span sp;
+	struct vfio_dirty_list *l;
+	void *entry;
 
-	if (d->all)
+	if (d->run_start <= first && last < d->run_end)
 		return true;
 	if (c != last >> VFIO_DIRTY_CHUNK_SHIFT)
 		return false;
-	bits = xa_load(&d->chunks, c);
-	if (!bits)
+	entry = xa_load(&d->chunks, c);
+	if (!entry)
 		return false;
-	if (bits != VFIO_DIRTY_FULL) {
-		struct vfio_dirty_span sp = vfio_dirty_span(d, c, first, last);
-
-		bitmap_set(bits, sp.lo, sp.hi - sp.lo + 1);
+	if (entry == VFIO_DIRTY_FULL)
+		return true;
+	sp = vfio_dirty_span(d, c, first, last);
+	if (!vfio_dirty_is_list(entry)) {
+		bitmap_set(entry, sp.lo, sp.hi - sp.lo + 1);
+		return true;
 	}
+	l = xa_untag_pointer(entry);
+	if (l->n + (sp.hi - sp.lo + 1) - vfio_dirty_list_count(l, sp.lo, sp.hi) >
+	    l->cap)
+		return false;
+	vfio_dirty_list_put(l, l, sp.lo, sp.hi);
 	return true;
 }
 EXPORT_SYMBOL_GPL(vfio_dirty_mark_present);
@@ -256,20 +444,90 @@ EXPORT_SYMBOL_GPL(vfio_dirty_mark_present);
 void vfio_dirty_mark(struct vfio_dirty *d, u64 offset, u64 len)
 {
 	u64 first = offset >> PAGE_SHIFT, last;
+	bool has_run = d->run_start != d->run_end;
 
-	if (!len || d->all)
+	if (!len)
 		return;
 	last = (offset + len - 1) >> PAGE_SHIFT;
-	/* bounded work under the owner's lock: see the top of this file */
+	/* touching the run: the run takes it in, exactly */
+	if (has_run && first <= d->run_end && last + 1 >= d->run_start) {
+		vfio_dirty_set_run(d, min(first, d->run_start),
+				   max(last + 1, d->run_end));
+		return;
+	}
+	/*
+	 * Bounded work under the owner's lock (see the top of this file): a
+	 * huge range becomes the run; beside another run, the run spans both
+	 * and what lies between (more reported, never less).
+	 */
 	if ((!first && last == d->npages - 1) ||
 	    (last >> VFIO_DIRTY_CHUNK_SHIFT) - (first >> VFIO_DIRTY_CHUNK_SHIFT) >=
 	    VFIO_DIRTY_SPLIT_MAX) {
-		vfio_dirty_mark_all(d);
+		vfio_dirty_set_run(d, has_run ? min(first, d->run_start) : first,
+				   has_run ? max(last + 1, d->run_end) : last + 1);
 		return;
 	}
 	vfio_dirty_mark_pages(d, first, last);
 }
 EXPORT_SYMBOL_GPL(vfio_dirty_mark);
+
+/*
+ * A clear of pages [first, last] strictly inside the run: the larger side
+ * stays the run, the smaller one goes to chunk entries.  Returns false when
+ * both sides are too large for that (the run stays as it is).
+ */
+static bool vfio_dirty_split_run(struct vfio_dirty *d, u64 first, u64 last)
+{
+	u64 start = d->run_start, end = d->run_end;
+	u64 left = ((first - 1) >> VFIO_DIRTY_CHUNK_SHIFT) -
+		   (start >> VFIO_DIRTY_CHUNK_SHIFT);
+	u64 right = ((end - 1) >> VFIO_DIRTY_CHUNK_SHIFT) -
+		    ((last + 1) >> VFIO_DIRTY_CHUNK_SHIFT);
+
+	if (min(left, right) >= VFIO_DIRTY_SPLIT_MAX)
+		return false;
+	/* without memory, mark_pages() makes the whole mapping the run */
+	if (left <= right) {
+		d->run_start = last + 1;
+		vfio_dirty_mark_pages(d, start, first - 1);
+	} else {
+		d->run_end = first;
+		vfio_dirty_mark_pages(d, last + 1, end - 1);
+	}
+	return true;
+}
+
+/* Pages @sp of a VFIO_DIRTY_FULL chunk @c become clean, the others stay. */
+static void vfio_dirty_split_full(struct vfio_dirty *d, unsigned long c,
+				  const struct vfio_dirty_span *sp)
+{
+	unsigned int left = sp->npages - (sp->hi - sp->lo + 1);
+	struct vfio_dirty_list *l;
+	unsigned long *bits;
+	void *new;
+
+	if (left <= VFIO_DIRTY_LIST_MAX) {
+		l = vfio_dirty_alloc_list(left);
+		if (!l)
+			return;		/* the chunk stays dirty */
+		if (sp->lo)
+			vfio_dirty_list_put(l, NULL, 0, sp->lo - 1);
+		if (sp->hi + 1 < sp->npages)
+			vfio_dirty_list_put(l, sp->lo ? l : NULL, sp->hi + 1,
+					    sp->npages - 1);
+		new = xa_tag_pointer(l, VFIO_DIRTY_LIST_TAG);
+	} else {
+		bits = vfio_dirty_alloc_bits();
+		if (!bits)
+			return;
+		bitmap_set(bits, 0, sp->npages);
+		bitmap_clear(bits, sp->lo, sp->hi - sp->lo + 1);
+		new = bits;
+	}
+	/* replacing an entry allocates nothing; if it fails, it stays dirty */
+	if (vfio_dirty_store(d, c, new))
+		vfio_dirty_free_entry(new);
+}
 
 /**
  * vfio_dirty_clear() - mark a page range of a mapping clean
@@ -279,12 +537,13 @@ EXPORT_SYMBOL_GPL(vfio_dirty_mark);
  * @len: bytes in the range, a multiple of PAGE_SIZE; inside the mapping
  *
  * Called after the range was reported.  Pages outside the range keep their
- * state.  Splitting a whole-chunk or whole-mapping mark needs memory; without
- * it more than the range stays dirty.
+ * state.  Splitting a whole chunk, or the run where the range lies strictly
+ * inside it, needs memory; without it more than the range stays dirty.
  */
 void vfio_dirty_clear(struct vfio_dirty *d, u64 offset, u64 len)
 {
 	u64 first = offset >> PAGE_SHIFT, last = (offset + len - 1) >> PAGE_SHIFT;
+	struct vfio_dirty_list *l;
 	unsigned long c;
 	void *entry;
 
@@ -294,50 +553,39 @@ void vfio_dirty_clear(struct vfio_dirty *d, u64 offset, u64 len)
 		vfio_dirty_destroy(d);
 		return;
 	}
-	if (d->all) {
-		u64 last_chunk = (d->npages - 1) >> VFIO_DIRTY_CHUNK_SHIFT;
-		u64 kept = (first >> VFIO_DIRTY_CHUNK_SHIFT) +
-			   (last_chunk - (last >> VFIO_DIRTY_CHUNK_SHIFT)) + 2;
-
-		/* a huge mapping stays dirty as a whole: report more */
-		if (kept > VFIO_DIRTY_SPLIT_MAX)
-			return;
-		/* keep the rest of the mapping dirty, chunk by chunk */
-		vfio_dirty_free_chunks(d);
-		d->all = false;
-		if (first)
-			vfio_dirty_mark_pages(d, 0, first - 1);
-		if (last < d->npages - 1)
-			vfio_dirty_mark_pages(d, last + 1, d->npages - 1);
-		if (d->all)
-			return;
+	if (first < d->run_end && last >= d->run_start) {
+		if (first <= d->run_start && last + 1 >= d->run_end)
+			d->run_start = d->run_end = 0;
+		else if (first <= d->run_start)
+			d->run_start = last + 1;
+		else if (last + 1 >= d->run_end)
+			d->run_end = first;
+		else if (!vfio_dirty_split_run(d, first, last))
+			return;		/* a huge run stays: report more */
 	}
 	xa_for_each_range(&d->chunks, c, entry, first >> VFIO_DIRTY_CHUNK_SHIFT,
 			  last >> VFIO_DIRTY_CHUNK_SHIFT) {
 		struct vfio_dirty_span sp = vfio_dirty_span(d, c, first, last);
-		unsigned long *bits = entry;
 
 		cond_resched();
-
 		if (vfio_dirty_span_whole(&sp)) {
 			xa_erase(&d->chunks, c);
 			vfio_dirty_free_entry(entry);
-			continue;
-		}
-		if (entry == VFIO_DIRTY_FULL) {
-			bits = vfio_dirty_alloc_bits();
-			if (!bits)
-				continue;	/* the chunk stays dirty */
-			bitmap_set(bits, 0, sp.npages);
-			if (vfio_dirty_store(d, c, bits)) {
-				kfree(bits);
-				continue;
+		} else if (entry == VFIO_DIRTY_FULL) {
+			vfio_dirty_split_full(d, c, &sp);
+		} else if (vfio_dirty_is_list(entry)) {
+			l = xa_untag_pointer(entry);
+			vfio_dirty_list_del(l, sp.lo, sp.hi);
+			if (!l->n) {
+				xa_erase(&d->chunks, c);
+				kfree(l);
 			}
-		}
-		bitmap_clear(bits, sp.lo, sp.hi - sp.lo + 1);
-		if (bitmap_empty(bits, sp.npages)) {
-			xa_erase(&d->chunks, c);
-			kfree(bits);
+		} else {
+			bitmap_clear(entry, sp.lo, sp.hi - sp.lo + 1);
+			if (bitmap_empty(entry, sp.npages)) {
+				xa_erase(&d->chunks, c);
+				kfree(entry);
+			}
 		}
 	}
 }
@@ -351,7 +599,7 @@ EXPORT_SYMBOL_GPL(vfio_dirty_clear);
  */
 bool vfio_dirty_empty(struct vfio_dirty *d)
 {
-	return !d->all && xa_empty(&d->chunks);
+	return d->run_start == d->run_end && xa_empty(&d->chunks);
 }
 EXPORT_SYMBOL_GPL(vfio_dirty_empty);
 
@@ -555,6 +803,43 @@ int vfio_dirty_report_finish(struct vfio_dirty_report *rep)
 }
 EXPORT_SYMBOL_GPL(vfio_dirty_report_finish);
 
+/* Report the pages of @sp that list @l holds, run by run. */
+static int vfio_dirty_report_list(struct vfio_dirty_report *rep,
+				  const struct vfio_dirty_list *l, u64 iova,
+				  const struct vfio_dirty_span *sp)
+{
+	unsigned int i = vfio_dirty_list_find(l, sp->lo), e;
+	int ret;
+
+	for (; i < l->n && l->off[i] <= sp->hi; i = e) {
+		for (e = i + 1; e < l->n && l->off[e] == l->off[e - 1] + 1 &&
+		     l->off[e] <= sp->hi; e++)
+			;
+		ret = vfio_dirty_report_add(rep, iova + ((u64)l->off[i] << PAGE_SHIFT),
+					    (u64)(e - i) << PAGE_SHIFT);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/* Report the pages of @sp that bitmap @bits holds, run by run. */
+static int vfio_dirty_report_bits(struct vfio_dirty_report *rep,
+				  const unsigned long *bits, u64 iova,
+				  const struct vfio_dirty_span *sp)
+{
+	unsigned int b = sp->lo, e;
+	int ret;
+
+	for_each_set_bitrange_from(b, e, bits, sp->hi + 1) {
+		ret = vfio_dirty_report_add(rep, iova + ((u64)b << PAGE_SHIFT),
+					    (u64)(e - b) << PAGE_SHIFT);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
 /**
  * vfio_dirty_report_map() - add a mapping's dirty pages to a report
  * @rep: the report
@@ -574,10 +859,16 @@ int vfio_dirty_report_map(struct vfio_dirty_report *rep, struct vfio_dirty *d,
 	u64 first = offset >> PAGE_SHIFT, last = (offset + len - 1) >> PAGE_SHIFT;
 	unsigned long c;
 	void *entry;
-	int ret = 0;
+	int ret;
 
-	if (d->all)
-		return vfio_dirty_report_add(rep, map_iova + offset, len);
+	if (first < d->run_end && last >= d->run_start) {
+		u64 a = max(first, d->run_start), b = min(last, d->run_end - 1);
+
+		ret = vfio_dirty_report_add(rep, map_iova + (a << PAGE_SHIFT),
+					    (b - a + 1) << PAGE_SHIFT);
+		if (ret || (a == first && b == last))
+			return ret;
+	}
 	if (xa_empty(&d->chunks))
 		return 0;
 
@@ -585,26 +876,20 @@ int vfio_dirty_report_map(struct vfio_dirty_report *rep, struct vfio_dirty *d,
 			  last >> VFIO_DIRTY_CHUNK_SHIFT) {
 		struct vfio_dirty_span sp = vfio_dirty_span(d, c, first, last);
 		u64 iova = map_iova + (sp.base << PAGE_SHIFT);
-		unsigned int b, e;
 
 		cond_resched();
-
-		if (entry == VFIO_DIRTY_FULL) {
+		if (entry == VFIO_DIRTY_FULL)
 			ret = vfio_dirty_report_add(rep, iova + ((u64)sp.lo << PAGE_SHIFT),
 						    (u64)(sp.hi - sp.lo + 1) << PAGE_SHIFT);
-			if (ret)
-				return ret;
-			continue;
-		}
-		b = sp.lo;
-		for_each_set_bitrange_from(b, e, entry, sp.hi + 1) {
-			ret = vfio_dirty_report_add(rep, iova + ((u64)b << PAGE_SHIFT),
-						    (u64)(e - b) << PAGE_SHIFT);
-			if (ret)
-				return ret;
-		}
+		else if (vfio_dirty_is_list(entry))
+			ret = vfio_dirty_report_list(rep, xa_untag_pointer(entry),
+						     iova, &sp);
+		else
+			ret = vfio_dirty_report_bits(rep, entry, iova, &sp);
+		if (ret)
+			return ret;
 	}
-	return ret;
+	return 0;
 }
 EXPORT_SYMBOL_GPL(vfio_dirty_report_map);
 

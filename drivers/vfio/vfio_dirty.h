@@ -10,18 +10,45 @@
 #include <linux/types.h>
 #include <linux/xarray.h>
 
+/*
+ * The entry of a chunk with dirty pages, in struct vfio_dirty's @chunks:
+ *  - VFIO_DIRTY_FULL: every page of the chunk is dirty;
+ *  - a struct vfio_dirty_list tagged VFIO_DIRTY_LIST_TAG (xa_tag_pointer()):
+ *    the offsets of the dirty pages, for up to VFIO_DIRTY_LIST_MAX of them;
+ *  - an untagged pointer: a bitmap of the chunk's pages (one page of bits).
+ */
+#define VFIO_DIRTY_FULL		xa_mk_value(1)
+#define VFIO_DIRTY_LIST_TAG	1
+#define VFIO_DIRTY_LIST_MAX	126	/* 256 bytes; past it, a bitmap */
+
+/**
+ * struct vfio_dirty_list - the dirty pages of a chunk, as a list
+ * @n: offsets in @off
+ * @cap: room in @off (the allocation, rounded up by kmalloc)
+ * @off: page offsets inside the chunk, sorted, without duplicates
+ */
+struct vfio_dirty_list {
+	u16 n;
+	u16 cap;
+	u16 off[] __counted_by(cap);
+};
+
 /**
  * struct vfio_dirty - dirty state of one mapping (struct vfio_dma)
- * @chunks: chunk index -> bitmap of VFIO_DIRTY_CHUNK_PAGES pages, or
- *	    VFIO_DIRTY_FULL when every page of the chunk is dirty; a chunk
- *	    with no dirty page has no entry
+ * @chunks: chunk index -> its entry (see above); a chunk with no dirty page
+ *	    has no entry
  * @npages: pages (PAGE_SIZE) in the mapping
- * @all: every page of the mapping is dirty, whatever @chunks holds
+ * @run_start: first page of the dirty run
+ * @run_end: one past the last page of the dirty run; @run_start ==
+ *	     @run_end (both 0) when there is none
+ *
+ * A page is dirty when it lies in the run or its chunk's entry says so.
  */
 struct vfio_dirty {
 	struct xarray chunks;
 	u64 npages;
-	bool all;
+	u64 run_start;
+	u64 run_end;
 };
 
 /*
@@ -82,6 +109,7 @@ int vfio_dirty_report_map(struct vfio_dirty_report *rep, struct vfio_dirty *d,
 
 #if IS_ENABLED(CONFIG_KUNIT)
 unsigned long *vfio_dirty_alloc_bits(void);
+struct vfio_dirty_list *vfio_dirty_alloc_list(unsigned int n);
 int vfio_dirty_store(struct vfio_dirty *d, unsigned long index, void *entry);
 #endif
 

@@ -18,6 +18,7 @@
 #include <linux/bitmap.h>
 #include <linux/bitops.h>
 #include <linux/mman.h>
+#include <linux/prandom.h>
 #include <linux/sizes.h>
 #include <linux/uaccess.h>
 
@@ -489,27 +490,145 @@ static void trk_destroy(struct trk *t)
 	vfio_dirty_destroy(&t->d);
 }
 
+/* The dirty run of @d is [@start, @end), and no chunk has an entry. */
+static void expect_only_run(struct kunit *test, struct vfio_dirty *d,
+			    u64 start, u64 end)
+{
+	KUNIT_EXPECT_EQ(test, d->run_start, start);
+	KUNIT_EXPECT_EQ(test, d->run_end, end);
+	KUNIT_EXPECT_TRUE(test, xa_empty(&d->chunks));
+}
+
+/* Chunk entries of @d. */
+static unsigned long count_entries(struct vfio_dirty *d)
+{
+	unsigned long c, n = 0;
+	void *entry;
+
+	xa_for_each(&d->chunks, c, entry)
+		n++;
+	return n;
+}
+
 /*
  * A mark of the whole mapping, or of more chunks than a split may make,
- * marks the mapping as a whole: no entry per chunk, and on a 2^62-byte
- * mapping (2^35 chunks) it returns at once.
+ * is the dirty run: no entry per chunk, and on a 2^62-byte mapping (2^35
+ * chunks) it returns at once.  A mark that touches the run extends it.
  */
 static void tracker_mark_whole(struct kunit *test)
 {
+	const u64 huge = 1ULL << (62 - PAGE_SHIFT);	/* pages */
 	struct vfio_dirty d;
 	struct trk t;
 
 	trk_init(test, &t);
 	trk_mark(&t, 0, TRK_PAGES);
-	KUNIT_ASSERT_TRUE(test, t.d.all);
-	KUNIT_ASSERT_TRUE(test, xa_empty(&t.d.chunks));
+	expect_only_run(test, &t.d, 0, TRK_PAGES);
 	trk_expect(test, &t);
 	trk_destroy(&t);
 
 	vfio_dirty_init(&d, 1ULL << 62);
-	vfio_dirty_mark(&d, PAGE_SIZE, (1ULL << 62) - 2 * PAGE_SIZE);
-	KUNIT_EXPECT_TRUE(test, d.all);
-	KUNIT_EXPECT_TRUE(test, xa_empty(&d.chunks));
+	vfio_dirty_mark(&d, PAGE_SIZE, (1ULL << 62) - 3 * PAGE_SIZE);
+	expect_only_run(test, &d, 1, huge - 2);
+	/* touching either end: the run grows, exactly */
+	vfio_dirty_mark(&d, (huge - 2) << PAGE_SHIFT, 1);
+	expect_only_run(test, &d, 1, huge - 1);
+	vfio_dirty_mark(&d, 0, PAGE_SIZE);
+	expect_only_run(test, &d, 0, huge - 1);
+	/* inside it: nothing to store */
+	KUNIT_EXPECT_TRUE(test, vfio_dirty_mark_present(&d, SZ_1T, PAGE_SIZE));
+	vfio_dirty_mark(&d, SZ_1T, SZ_1G);
+	expect_only_run(test, &d, 0, huge - 1);
+	vfio_dirty_destroy(&d);
+	KUNIT_EXPECT_TRUE(test, vfio_dirty_empty(&d));
+}
+
+/*
+ * A run that grows over chunk entries frees the entries of the chunks it
+ * covers whole, and keeps those it covers in part.
+ */
+static void tracker_run_takes_entries(struct kunit *test)
+{
+	const u64 npages = (u64)(VFIO_DIRTY_SPLIT_MAX + 8) * CHUNK;
+	struct vfio_dirty d;
+
+	vfio_dirty_init(&d, npages << PAGE_SHIFT);
+	vfio_dirty_mark(&d, (2 * CHUNK + 5) << PAGE_SHIFT, PAGE_SIZE);
+	vfio_dirty_mark(&d, (3 * CHUNK + 5) << PAGE_SHIFT, PAGE_SIZE);
+	vfio_dirty_mark(&d, (npages - 1) << PAGE_SHIFT, PAGE_SIZE);
+	KUNIT_EXPECT_EQ(test, count_entries(&d), 3);
+	/* more than VFIO_DIRTY_SPLIT_MAX chunks: the run */
+	vfio_dirty_mark(&d, (3 * CHUNK) << PAGE_SHIFT,
+			(npages - 3 * CHUNK - 1) << PAGE_SHIFT);
+	KUNIT_EXPECT_EQ(test, d.run_start, 3 * CHUNK);
+	KUNIT_EXPECT_EQ(test, d.run_end, npages - 1);
+	/* chunk 3 is covered whole, the last chunk in part */
+	KUNIT_EXPECT_EQ(test, count_entries(&d), 2);
+	KUNIT_EXPECT_NOT_NULL(test, xa_load(&d.chunks, 2));
+	KUNIT_EXPECT_NULL(test, xa_load(&d.chunks, 3));
+	/* touching the run from below: it takes chunk 2 in part, keeps it */
+	vfio_dirty_mark(&d, (2 * CHUNK + 6) << PAGE_SHIFT,
+			(CHUNK - 6) << PAGE_SHIFT);
+	KUNIT_EXPECT_EQ(test, d.run_start, 2 * CHUNK + 6);
+	KUNIT_EXPECT_EQ(test, count_entries(&d), 2);
+	/* and the rest of it: chunk 2 is covered whole, its entry goes */
+	vfio_dirty_mark(&d, (2 * CHUNK) << PAGE_SHIFT, 6 << PAGE_SHIFT);
+	KUNIT_EXPECT_EQ(test, d.run_start, 2 * CHUNK);
+	KUNIT_EXPECT_EQ(test, count_entries(&d), 1);
+	vfio_dirty_destroy(&d);
+}
+
+/*
+ * Windows of a 16 TiB whole-mapping mark, read in order: each window is
+ * reported once and is clean the next round; the run shrinks, no entry is
+ * stored.  A window in the middle stores the smaller side, at most
+ * VFIO_DIRTY_SPLIT_MAX entries; past that the run stays whole.
+ */
+static void tracker_windows_converge(struct kunit *test)
+{
+	const u64 size = 16 * SZ_1T, win = SZ_1T, pages = size >> PAGE_SHIFT;
+	u64 __user *ub = ubitmap_map(test, win >> 21, PROT_READ | PROT_WRITE);
+	struct vfio_dirty_report rep;
+	struct vfio_dirty d;
+	u64 off;
+	int round;
+
+	vfio_dirty_init(&d, size);
+	vfio_dirty_mark_all(&d);
+	for (round = 0; round < 2; round++) {
+		for (off = 0; off < size; off += win) {
+			KUNIT_ASSERT_EQ(test, clear_user(ub, (win >> 21) / 8), 0);
+			vfio_dirty_report_init(&rep, ub, off, win, 21);
+			KUNIT_ASSERT_EQ(test, vfio_dirty_report_map(&rep, &d, 0, off, win), 0);
+			KUNIT_ASSERT_EQ(test, vfio_dirty_report_finish(&rep), 0);
+			KUNIT_EXPECT_EQ_MSG(test, rep.nset, round ? 0 : win >> 21,
+					    "round %d, window at %llu TiB", round,
+					    off / SZ_1T);
+			vfio_dirty_clear(&d, off, win);
+			KUNIT_EXPECT_TRUE(test, xa_empty(&d.chunks));
+		}
+	}
+	KUNIT_EXPECT_TRUE(test, vfio_dirty_empty(&d));
+
+	/* the middle first: the 7 TiB below go to (whole-chunk) entries */
+	vfio_dirty_mark_all(&d);
+	vfio_dirty_clear(&d, 7 * SZ_1T, SZ_1T);
+	KUNIT_EXPECT_EQ(test, d.run_start, 8 * SZ_1T >> PAGE_SHIFT);
+	KUNIT_EXPECT_EQ(test, d.run_end, pages);
+	KUNIT_EXPECT_EQ(test, count_entries(&d), 7 * SZ_1T / (CHUNK * PAGE_SIZE));
+	KUNIT_EXPECT_PTR_EQ(test, xa_load(&d.chunks, 0), VFIO_DIRTY_FULL);
+	vfio_dirty_destroy(&d);
+
+	/* 2^62 bytes, a window in the middle: both sides too large, all stays */
+	vfio_dirty_init(&d, 1ULL << 62);
+	vfio_dirty_mark_all(&d);
+	vfio_dirty_clear(&d, 1ULL << 61, SZ_1G);
+	expect_only_run(test, &d, 0, 1ULL << (62 - PAGE_SHIFT));
+	/* a prefix and a suffix still shrink it exactly */
+	vfio_dirty_clear(&d, 0, SZ_1G);
+	vfio_dirty_clear(&d, (1ULL << 62) - SZ_1G, SZ_1G);
+	expect_only_run(test, &d, SZ_1G >> PAGE_SHIFT,
+			((1ULL << 62) - SZ_1G) >> PAGE_SHIFT);
 	vfio_dirty_destroy(&d);
 }
 
@@ -581,8 +700,9 @@ static void tracker_split_marks(struct kunit *test)
 }
 
 /*
- * The fast path marks only where a chunk has its bitmap already (or is
- * wholly dirty), never across chunks, and changes nothing when it refuses.
+ * The fast path marks only where a chunk's entry takes the range as it is
+ * (a bitmap, a list with room, a wholly dirty chunk) or the run holds it,
+ * never across chunks, and changes nothing when it refuses.
  */
 static bool mark_present(struct trk *t, u64 page, u64 npages)
 {
@@ -597,12 +717,22 @@ static void tracker_mark_present(struct kunit *test)
 	trk_init(test, &t);
 	KUNIT_EXPECT_FALSE(test, mark_present(&t, 5, 1));
 	trk_expect(test, &t);
-	trk_mark(&t, 5, 1);
-	KUNIT_EXPECT_TRUE(test, mark_present(&t, 9, 2));
-	bitmap_set(t.ub.want, 9, 2);
+	trk_mark(&t, 5, 2);			/* a list of two, full */
+	KUNIT_EXPECT_TRUE(test, mark_present(&t, 5, 2));
+	KUNIT_EXPECT_FALSE(test, mark_present(&t, 9, 1));
+	trk_expect(test, &t);
+	trk_mark(&t, 9, 2);			/* grown: room for six */
+	KUNIT_EXPECT_TRUE(test, mark_present(&t, 11, 1));
+	__set_bit(11, t.ub.want);
 	KUNIT_EXPECT_TRUE(test, mark_present(&t, CHUNK - 1, 1));
 	__set_bit(CHUNK - 1, t.ub.want);
-	/* across a chunk boundary, into a chunk without bitmap: refused */
+	KUNIT_EXPECT_FALSE(test, mark_present(&t, 20, 2));
+	trk_expect(test, &t);
+	/* a bitmap takes anything inside its chunk */
+	trk_mark(&t, 1000, VFIO_DIRTY_LIST_MAX);
+	KUNIT_EXPECT_TRUE(test, mark_present(&t, 20, 300));
+	bitmap_set(t.ub.want, 20, 300);
+	/* across a chunk boundary, into a chunk without entry: refused */
 	KUNIT_EXPECT_FALSE(test, mark_present(&t, CHUNK - 1, 2));
 	KUNIT_EXPECT_FALSE(test, mark_present(&t, 3 * CHUNK, 1));
 	trk_expect(test, &t);
@@ -622,12 +752,20 @@ static unsigned long *alloc_bits_fails(void)
 	return NULL;
 }
 
+static struct vfio_dirty_list *alloc_list_fails(unsigned int n)
+{
+	return NULL;
+}
+
 static int store_fails(struct vfio_dirty *d, unsigned long index, void *entry)
 {
 	return -ENOMEM;
 }
 
-/* No memory for a chunk's bits: the whole chunk is dirty, never less. */
+/*
+ * No memory for a chunk's list or bits: the whole chunk is dirty, never
+ * less.
+ */
 static void tracker_no_memory_for_bits(struct kunit *test)
 {
 	struct trk t;
@@ -635,15 +773,26 @@ static void tracker_no_memory_for_bits(struct kunit *test)
 	trk_init(test, &t);
 	trk_mark(&t, CHUNK + 5, 1);
 	kunit_activate_static_stub(test, vfio_dirty_alloc_bits, alloc_bits_fails);
+	kunit_activate_static_stub(test, vfio_dirty_alloc_list, alloc_list_fails);
 	vfio_dirty_mark(&t.d, (3ULL * CHUNK + 9) << PAGE_SHIFT, PAGE_SIZE);
 	bitmap_set(t.ub.want, 3 * CHUNK, CHUNK);
-	trk_mark(&t, CHUNK + 6, 1);		/* existing bits need nothing */
+	trk_mark(&t, CHUNK + 6, 1);		/* room in the list: no memory */
 	trk_expect(test, &t);
+	/* a list that must grow, a list that must become bits */
+	vfio_dirty_mark(&t.d, (CHUNK + 100ULL) << PAGE_SHIFT, 10 << PAGE_SHIFT);
+	vfio_dirty_mark(&t.d, 7 << PAGE_SHIFT, 200 << PAGE_SHIFT);
+	bitmap_set(t.ub.want, 0, 2 * CHUNK);
+	trk_expect(test, &t);
+	KUNIT_EXPECT_PTR_EQ(test, xa_load(&t.d.chunks, 0), VFIO_DIRTY_FULL);
+	KUNIT_EXPECT_PTR_EQ(test, xa_load(&t.d.chunks, 1), VFIO_DIRTY_FULL);
 
 	/* splitting the marker needs memory too: the chunk stays dirty */
 	vfio_dirty_clear(&t.d, (3ULL * CHUNK) << PAGE_SHIFT, PAGE_SIZE);
+	vfio_dirty_clear(&t.d, (3ULL * CHUNK) << PAGE_SHIFT, (CHUNK - 1) << PAGE_SHIFT);
 	trk_expect(test, &t);
 	kunit_deactivate_static_stub(test, vfio_dirty_alloc_bits);
+	kunit_deactivate_static_stub(test, vfio_dirty_alloc_list);
+	trk_clear(&t, 0, 2 * CHUNK);
 
 	/* with memory back, the split is exact */
 	trk_clear(&t, 3 * CHUNK, CHUNK / 2);
@@ -662,8 +811,11 @@ static void tracker_no_memory_for_index(struct kunit *test)
 	vfio_dirty_mark(&t.d, (2ULL * CHUNK) << PAGE_SHIFT, PAGE_SIZE);
 	bitmap_set(t.ub.want, 0, TRK_PAGES);
 	trk_expect(test, &t);
-	/* splitting the mapping mark needs the index: all stays dirty */
-	vfio_dirty_clear(&t.d, 0, PAGE_SIZE);
+	/* splitting the run in the middle needs the index: all stays dirty */
+	vfio_dirty_clear(&t.d, (2ULL * CHUNK) << PAGE_SHIFT, PAGE_SIZE);
+	trk_expect(test, &t);
+	/* a prefix of the run needs nothing: exact */
+	trk_clear(&t, 0, 3);
 	trk_expect(test, &t);
 	kunit_deactivate_static_stub(test, vfio_dirty_store);
 	trk_clear(&t, 0, TRK_PAGES / 2);
@@ -690,6 +842,267 @@ static void tracker_failed_report_keeps_bits(struct kunit *test)
 	trk_destroy(&t);
 }
 
+/* The entry of chunk @c of @t is a list: return it, or NULL (a failure). */
+static struct vfio_dirty_list *expect_list(struct kunit *test, struct trk *t,
+					   unsigned long c)
+{
+	void *entry = xa_load(&t->d.chunks, c);
+
+	KUNIT_EXPECT_EQ_MSG(test, xa_pointer_tag(entry), VFIO_DIRTY_LIST_TAG,
+			    "chunk %lu is not a list", c);
+	return xa_pointer_tag(entry) == VFIO_DIRTY_LIST_TAG ?
+	       xa_untag_pointer(entry) : NULL;
+}
+
+/* The entry of chunk @c of @t is a bitmap. */
+static void expect_bits(struct kunit *test, struct trk *t, unsigned long c)
+{
+	void *entry = xa_load(&t->d.chunks, c);
+
+	KUNIT_EXPECT_NOT_NULL_MSG(test, entry, "chunk %lu", c);
+	KUNIT_EXPECT_EQ_MSG(test, xa_pointer_tag(entry), 0,
+			    "chunk %lu is not a bitmap", c);
+}
+
+/*
+ * Scattered pages are a sorted list of offsets that grows with them (8
+ * bytes for one or two) and becomes a bitmap past VFIO_DIRTY_LIST_MAX; a
+ * whole chunk split by a clear becomes a list or a bitmap, whichever holds
+ * what is left; a list that empties frees its chunk's entry.
+ */
+static void tracker_lists(struct kunit *test)
+{
+	struct vfio_dirty_list *l;
+	struct trk t;
+	int i;
+
+	trk_init(test, &t);
+	trk_mark(&t, 3, 1);
+	l = expect_list(test, &t, 0);
+	KUNIT_ASSERT_NOT_NULL(test, l);
+	KUNIT_EXPECT_EQ(test, l->n, 1);
+	KUNIT_EXPECT_EQ(test, l->cap, 2);	/* a kmalloc-8 object */
+	/* backwards, every 7th page: each goes to its place */
+	for (i = VFIO_DIRTY_LIST_MAX - 20; i >= 0; i--)
+		trk_mark(&t, 10 + 7 * i, 1);
+	/* a range over pages already there: each page once */
+	trk_mark(&t, 9, 10);
+	trk_expect(test, &t);
+	l = expect_list(test, &t, 0);
+	KUNIT_ASSERT_NOT_NULL(test, l);
+	KUNIT_EXPECT_EQ(test, l->n, bitmap_weight(t.ub.want, CHUNK));
+	for (i = 1; i < l->n; i++)
+		if (l->off[i] <= l->off[i - 1])
+			break;
+	KUNIT_EXPECT_EQ_MSG(test, i, l->n, "offsets out of order at %d", i);
+	/* take out a range and a page, put them back */
+	trk_clear(&t, 9, 10);
+	trk_clear(&t, 10 + 7 * 50, 1);
+	trk_expect(test, &t);
+	trk_mark(&t, 9, 10);
+	trk_mark(&t, 10 + 7 * 50, 1);
+	trk_expect(test, &t);
+	/* VFIO_DIRTY_LIST_MAX pages, then one more: a bitmap */
+	while (bitmap_weight(t.ub.want, CHUNK) < VFIO_DIRTY_LIST_MAX)
+		trk_mark(&t, CHUNK - bitmap_weight(t.ub.want, CHUNK), 1);
+	expect_list(test, &t, 0);
+	trk_mark(&t, CHUNK / 2, 1);
+	expect_bits(test, &t, 0);
+	trk_expect(test, &t);
+	/* a clear that empties a list frees the entry */
+	trk_mark(&t, CHUNK + 77, 2);
+	trk_clear(&t, CHUNK, 100);
+	KUNIT_EXPECT_NULL(test, xa_load(&t.d.chunks, 1));
+
+	/* whole chunks split: three pages left are a list, more a bitmap */
+	trk_mark(&t, 2 * CHUNK, CHUNK);
+	KUNIT_EXPECT_PTR_EQ(test, xa_load(&t.d.chunks, 2), VFIO_DIRTY_FULL);
+	trk_clear(&t, 2 * CHUNK + 2, CHUNK - 3);
+	l = expect_list(test, &t, 2);
+	KUNIT_ASSERT_NOT_NULL(test, l);
+	KUNIT_EXPECT_EQ(test, l->n, 3);
+	trk_mark(&t, 3 * CHUNK, CHUNK);
+	trk_clear(&t, 3 * CHUNK, CHUNK - 3);	/* the last three are left */
+	l = expect_list(test, &t, 3);
+	KUNIT_ASSERT_NOT_NULL(test, l);
+	KUNIT_EXPECT_EQ(test, l->n, 3);
+	trk_expect(test, &t);
+	trk_mark(&t, 3 * CHUNK, CHUNK);
+	trk_clear(&t, 3 * CHUNK + 1, CHUNK - 1);	/* the first is left */
+	l = expect_list(test, &t, 3);
+	KUNIT_ASSERT_NOT_NULL(test, l);
+	KUNIT_EXPECT_EQ(test, l->n, 1);
+	trk_clear(&t, 3 * CHUNK, 1);
+	trk_mark(&t, 3 * CHUNK, CHUNK);
+	trk_clear(&t, 3 * CHUNK + 100, 10);
+	expect_bits(test, &t, 3);
+	/* the last chunk is half a chunk: split at its end */
+	trk_mark(&t, 4 * CHUNK, CHUNK / 2);
+	KUNIT_EXPECT_PTR_EQ(test, xa_load(&t.d.chunks, 4), VFIO_DIRTY_FULL);
+	trk_clear(&t, 4 * CHUNK, CHUNK / 2 - 5);
+	l = expect_list(test, &t, 4);
+	KUNIT_ASSERT_NOT_NULL(test, l);
+	KUNIT_EXPECT_EQ(test, l->n, 5);
+	trk_expect(test, &t);
+	trk_destroy(&t);
+}
+
+/*
+ * A random walk of marks, clears and reports on a mapping of four chunks
+ * and a half, against a bitmap of what must be dirty: exact while memory
+ * is there, never less while 1 in 10 allocations and index stores fail
+ * (through the three stubs; lists are then allocated with no spare room,
+ * so they grow at every mark).
+ */
+static struct rnd_state model_rnd;
+static unsigned int model_fail_permille;
+
+static bool model_fails(void)
+{
+	return prandom_u32_state(&model_rnd) % 1000 < model_fail_permille;
+}
+
+static unsigned long *alloc_bits_maybe(void)
+{
+	return model_fails() ? NULL : kzalloc(PAGE_SIZE, GFP_KERNEL);
+}
+
+static struct vfio_dirty_list *alloc_list_maybe(unsigned int n)
+{
+	struct vfio_dirty_list *l;
+
+	if (model_fails())
+		return NULL;
+	l = kmalloc(struct_size(l, off, n), GFP_KERNEL);
+	if (l) {
+		l->n = 0;
+		l->cap = n;
+	}
+	return l;
+}
+
+static int store_maybe(struct vfio_dirty *d, unsigned long index, void *entry)
+{
+	if (model_fails())
+		return -ENOMEM;
+	return xa_err(xa_store(&d->chunks, index, entry, GFP_KERNEL));
+}
+
+/* A page: often in a crowded corner or by a chunk boundary. */
+static u64 model_page(void)
+{
+	u32 r = prandom_u32_state(&model_rnd);
+
+	switch (r % 4) {
+	case 0:		/* lists fill up and turn into bitmaps */
+		return r / 4 % 512;
+	case 1:		/* by a chunk boundary (or the end) */
+		return clamp_t(s64, (s64)(r / 4 % 5 + 1) * CHUNK - 8 + r / 32 % 16,
+			       0, TRK_PAGES - 1);
+	default:
+		return r / 4 % TRK_PAGES;
+	}
+}
+
+static u64 model_len(u64 page)
+{
+	u32 r = prandom_u32_state(&model_rnd);
+	u64 len;
+
+	switch (r % 8) {
+	case 0:
+		len = r / 8 % (2 * CHUNK) + 1;
+		break;
+	case 1:
+	case 2:
+		len = r / 8 % 300 + 1;
+		break;
+	default:
+		len = r / 8 % 4 + 1;
+	}
+	return min(len, TRK_PAGES - page);
+}
+
+static void model_step(struct trk *t)
+{
+	u32 r = prandom_u32_state(&model_rnd) % 32;
+	u64 page = model_page(), len = model_len(page);
+
+	if (r < 12) {
+		trk_mark(t, page, len);
+	} else if (r < 16) {
+		if (mark_present(t, page, len))
+			bitmap_set(t->ub.want, page, len);
+	} else if (r < 31) {
+		trk_clear(t, page, len);
+	} else {
+		vfio_dirty_mark_all(&t->d);
+		bitmap_set(t->ub.want, 0, TRK_PAGES);
+	}
+}
+
+/* Report the whole mapping: exactly @want, or (@at_least) all of it. */
+static void model_check(struct kunit *test, struct trk *t, bool at_least,
+			int step)
+{
+	struct vfio_dirty_report rep;
+	unsigned long missing = 0;
+	struct bitdiff diff;
+	size_t i;
+
+	ubitmap_fill(test, &t->ub, 0);
+	vfio_dirty_report_init(&rep, t->ub.user, TRK_IOVA,
+			       (u64)TRK_PAGES << PAGE_SHIFT, PAGE_SHIFT);
+	KUNIT_ASSERT_EQ(test, vfio_dirty_report_map(&rep, &t->d, TRK_IOVA, 0,
+						    (u64)TRK_PAGES << PAGE_SHIFT), 0);
+	KUNIT_ASSERT_EQ(test, vfio_dirty_report_finish(&rep), 0);
+	if (!at_least) {
+		KUNIT_ASSERT_EQ_MSG(test, ubitmap_diff(test, &t->ub, &diff), 0,
+				    "step %d: " BITDIFF_FMT, step, diff.wrong,
+				    diff.word, diff.got, diff.want);
+		KUNIT_ASSERT_EQ(test, rep.nset, bitmap_weight(t->ub.want, TRK_PAGES));
+		return;
+	}
+	KUNIT_ASSERT_EQ(test, copy_from_user(t->ub.got, t->ub.user,
+					     t->ub.words * sizeof(u64)), 0);
+	for (i = 0; i < TRK_PAGES; i++)
+		if (test_bit(i, t->ub.want) && !(t->ub.got[i / 64] & BIT_ULL(i % 64)))
+			missing++;
+	KUNIT_ASSERT_EQ_MSG(test, missing, 0, "step %d: dirty pages not reported",
+			    step);
+}
+
+static void tracker_model(struct kunit *test)
+{
+	struct trk t;
+	int step;
+
+	prandom_seed_state(&model_rnd, 0x5eed);
+	trk_init(test, &t);
+	kunit_activate_static_stub(test, vfio_dirty_alloc_bits, alloc_bits_maybe);
+	kunit_activate_static_stub(test, vfio_dirty_alloc_list, alloc_list_maybe);
+	kunit_activate_static_stub(test, vfio_dirty_store, store_maybe);
+	for (step = 0; step < 300; step++) {
+		model_step(&t);
+		model_check(test, &t, false, step);
+	}
+	model_fail_permille = 100;
+	for (; step < 900; step++) {
+		model_step(&t);
+		if (step % 4 == 0)
+			model_check(test, &t, true, step);
+	}
+	model_check(test, &t, true, step);
+	model_fail_permille = 0;
+	trk_clear(&t, 0, TRK_PAGES);
+	KUNIT_EXPECT_TRUE(test, vfio_dirty_empty(&t.d));
+	for (; step < 1100; step++) {
+		model_step(&t);
+		model_check(test, &t, false, step);
+	}
+	trk_destroy(&t);
+}
+
 static struct kunit_case vfio_dirty_report_cases[] = {
 	KUNIT_CASE_PARAM(report_bit_placement, pgshift_gen_params),
 	KUNIT_CASE_PARAM(report_run_placement, pgshift_gen_params),
@@ -712,6 +1125,10 @@ static struct kunit_suite vfio_dirty_report_suite = {
 static struct kunit_case vfio_dirty_tracker_cases[] = {
 	KUNIT_CASE(tracker_mark_report),
 	KUNIT_CASE(tracker_mark_whole),
+	KUNIT_CASE(tracker_run_takes_entries),
+	KUNIT_CASE(tracker_windows_converge),
+	KUNIT_CASE(tracker_lists),
+	KUNIT_CASE(tracker_model),
 	KUNIT_CASE(tracker_clear),
 	KUNIT_CASE(tracker_split_marks),
 	KUNIT_CASE(tracker_mark_present),

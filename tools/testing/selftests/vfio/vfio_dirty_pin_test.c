@@ -877,6 +877,46 @@ TEST_F(precise, unmap_bitmap_carries_logged_write)
 }
 
 /* Nothing written, pinned or dirty in the mapping of @buf at PIN_IOVA. */
+/*
+ * The precise device reports that it wrote the whole of a 16 TiB mapping
+ * (a mark far larger than the tracker ever splits into per-chunk entries);
+ * the user reads the mapping in 1 TiB windows, as a VMM reads a huge RAM
+ * block, the first one in the middle.  Each window is reported whole once
+ * and is clean in the next round.
+ */
+TEST_F(precise, huge_mark_read_in_windows)
+{
+	const uint64_t tib = 1ULL << 40, size = 16 * tib, iova = 1ULL << 45;
+	const uint64_t pgsize = 2ULL << 20, nbits = tib / pgsize;
+	uint64_t *bitmap = mmap(NULL, nbits / 8, PROT_READ | PROT_WRITE,
+				MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	void *va = mmap(NULL, size, PROT_NONE,
+			MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	uint64_t off;
+	int round, w;
+
+	ASSERT_NE(MAP_FAILED, bitmap);
+	ASSERT_NE(MAP_FAILED, va);
+	ASSERT_EQ(0, vfio_map(self->md.container, iova, va, size));
+	ASSERT_EQ(0, migdev_ctl(&self->md, "report", "0x%llx 0x%llx",
+				(unsigned long long)iova,
+				(unsigned long long)size));
+	for (round = 0; round < 2; round++) {
+		for (w = 0; w < 16; w++) {
+			off = (uint64_t)((w + 8) % 16) * tib;
+			memset(bitmap, 0, nbits / 8);
+			ASSERT_EQ(0, vfio_get_bitmap(self->md.container, iova + off,
+						     tib, pgsize, bitmap, nbits / 8));
+			EXPECT_EQ(round ? 0 : nbits, vfio_mig_bitmap_weight(bitmap, nbits))
+				TH_LOG("round %d, the window at %llu TiB", round,
+				       (unsigned long long)(off / tib));
+		}
+	}
+	ASSERT_EQ(0, vfio_unmap(self->md.container, iova, size));
+	munmap(va, size);
+	munmap(bitmap, nbits / 8);
+}
+
 static void precise_clean(struct __test_metadata *_metadata, struct migdev *md,
 			  uint8_t *buf)
 {
