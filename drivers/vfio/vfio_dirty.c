@@ -88,8 +88,6 @@ static_assert(VFIO_DIRTY_CHUNK_PAGES <= U16_MAX + 1);
 /* Tracking memory is worth no reclaim storm and no OOM kill: see above. */
 #define VFIO_DIRTY_GFP		(GFP_KERNEL_ACCOUNT | __GFP_NORETRY | __GFP_NOWARN)
 
-/* Chunks a mark or a clear may store at once: 8 TiB of 4 KiB pages. */
-#define VFIO_DIRTY_SPLIT_MAX	BIT(16)
 
 /* Bits of the chunk pages [first, last] (inclusive) of chunk @c. */
 struct vfio_dirty_span {

@@ -21,6 +21,9 @@
 #define VFIO_DIRTY_LIST_TAG	1
 #define VFIO_DIRTY_LIST_MAX	126	/* 256 bytes; past it, a bitmap */
 
+/* Chunks a mark or a clear may store at once: 8 TiB of 4 KiB pages. */
+#define VFIO_DIRTY_SPLIT_MAX	BIT(16)
+
 /**
  * struct vfio_dirty_list - the dirty pages of a chunk, as a list
  * @n: offsets in @off

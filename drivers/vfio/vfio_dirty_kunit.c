@@ -1004,21 +1004,21 @@ static u64 model_page(void)
 	}
 }
 
+/* Mostly a few pages, sometimes hundreds (a list turns into bits), or more. */
 static u64 model_len(u64 page)
 {
 	u32 r = prandom_u32_state(&model_rnd);
 	u64 len;
 
-	switch (r % 8) {
+	switch (r % 16) {
 	case 0:
-		len = r / 8 % (2 * CHUNK) + 1;
+		len = r / 16 % (2 * CHUNK) + 1;
 		break;
 	case 1:
-	case 2:
-		len = r / 8 % 300 + 1;
+		len = r / 16 % 300 + 1;
 		break;
 	default:
-		len = r / 8 % 4 + 1;
+		len = r / 16 % 4 + 1;
 	}
 	return min(len, TRK_PAGES - page);
 }
@@ -1033,8 +1033,11 @@ static void model_step(struct trk *t)
 	} else if (r < 16) {
 		if (mark_present(t, page, len))
 			bitmap_set(t->ub.want, page, len);
-	} else if (r < 31) {
+	} else if (r < 28) {
 		trk_clear(t, page, len);
+	} else if (r < 31) {	/* a chunk clean again: its lists start over */
+		page = round_down(page, CHUNK);
+		trk_clear(t, page, min_t(u64, CHUNK, TRK_PAGES - page));
 	} else {
 		vfio_dirty_mark_all(&t->d);
 		bitmap_set(t->ub.want, 0, TRK_PAGES);
