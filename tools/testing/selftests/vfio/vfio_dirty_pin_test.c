@@ -581,9 +581,12 @@ TEST_F(pin, pinning_races_unmap)
 #define CG_TEST		VFIO_MIG_CG_ROOT "/vfio-dirty-test"
 #define CG_CHUNK	(128ULL << 20)	/* one tracker chunk: 32768 pages */
 #define CG_CHUNKS	256ULL
+/* pages the device writes in each chunk: more than a list holds (126) */
+#define CG_PAGES	127ULL
+#define CG_FIRST	64ULL	/* the first of them */
 
 /*
- * The device writes one page in each chunk of [iova, iova + span), driven
+ * The device writes CG_PAGES pages in each chunk of [iova, iova + span), driven
  * by a child process in the root cgroup: only the tracker's allocations
  * (made in migdev's work item) can reach the test's cgroup.
  */
@@ -605,9 +608,10 @@ static int dirty_chunks_from_child(struct migdev *md, uint64_t iova,
 		if (limit && sysfs_write(CG_TEST "/memory.max", max))
 			_exit(3);
 		for (c = 0; c < CG_CHUNKS; c++)
-			if (migdev_ctl(md, "dma", "rw 0x%llx 8 %llu",
+			if (migdev_ctl(md, "dma", "rw 0x%llx 0x%llx %llu",
 				       (unsigned long long)(iova + c * CG_CHUNK +
-							    64 * VFIO_MIG_PAGE_4K),
+							    CG_FIRST * VFIO_MIG_PAGE_4K),
+				       CG_PAGES * VFIO_MIG_PAGE_4K,
 				       (unsigned long long)c))
 				_exit(1);
 		if (limit && sysfs_write(CG_TEST "/memory.max", "max"))
@@ -622,10 +626,10 @@ static int dirty_chunks_from_child(struct migdev *md, uint64_t iova,
 /*
  * Tracking memory is charged to the memory cgroup of the mapping's owner,
  * also when the device makes pages dirty from a kernel thread (migdev's
- * DMA runs in a work item).  Dirtying one page in each of 256 chunks
- * allocates 256 chunk bitmaps (1 MiB): the cgroup's usage grows by about
- * that.  Under a limit the tracker reports more (whole chunks), never
- * less, and nothing is OOM-killed.
+ * DMA runs in a work item).  Dirtying 127 pages (more than a list of
+ * offsets holds) in each of 256 chunks allocates 256 chunk bitmaps (1 MiB):
+ * the cgroup's usage grows by about that.  Under a limit the tracker
+ * reports more (whole chunks), never less, and nothing is OOM-killed.
  */
 TEST_F(pin, tracking_memory_charged_to_owner)
 {
@@ -656,7 +660,8 @@ TEST_F(pin, tracking_memory_charged_to_owner)
 	ASSERT_EQ(0, vfio_map(self->md.container, iova, mem, span));
 	/* the user pages the device writes are charged now, not below */
 	for (c = 0; c < CG_CHUNKS; c++)
-		mem[c * CG_CHUNK + 64 * VFIO_MIG_PAGE_4K] = 0;
+		memset(mem + c * CG_CHUNK + CG_FIRST * VFIO_MIG_PAGE_4K, 0,
+		       CG_PAGES * VFIO_MIG_PAGE_4K);
 
 	before = cg_read(CG_TEST, "memory.current");
 	ASSERT_EQ(0, dirty_chunks_from_child(&self->md, iova, 0));
@@ -667,7 +672,7 @@ TEST_F(pin, tracking_memory_charged_to_owner)
 
 	ASSERT_EQ(0, vfio_get_bitmap(self->md.container, iova, span, VFIO_MIG_PAGE_4K,
 				     bitmap, nbits / 8));
-	EXPECT_EQ(CG_CHUNKS, vfio_mig_bitmap_weight(bitmap, nbits));
+	EXPECT_EQ(CG_CHUNKS * CG_PAGES, vfio_mig_bitmap_weight(bitmap, nbits));
 
 	/* no room for chunk bitmaps: whole chunks, no OOM kill */
 	memset(bitmap, 0, nbits / 8);
@@ -676,18 +681,21 @@ TEST_F(pin, tracking_memory_charged_to_owner)
 					     128 * 1024));
 	ASSERT_EQ(0, vfio_get_bitmap(self->md.container, iova, span, VFIO_MIG_PAGE_4K,
 				     bitmap, nbits / 8));
-	for (c = 0; c < CG_CHUNKS; c++) {
-		uint64_t bit = (c * CG_CHUNK + 64 * VFIO_MIG_PAGE_4K) / VFIO_MIG_PAGE_4K;
+	for (c = 0; c < CG_CHUNKS * CG_PAGES; c++) {
+		uint64_t bit = (c / CG_PAGES) * (CG_CHUNK / VFIO_MIG_PAGE_4K) +
+			       CG_FIRST + c % CG_PAGES;
 
 		EXPECT_EQ(1, (bitmap[bit / 64] >> (bit % 64)) & 1) {
-			ksft_print_msg("chunk %llu not reported\n",
-				       (unsigned long long)c);
+			ksft_print_msg("page %llu of chunk %llu not reported\n",
+				       (unsigned long long)(c % CG_PAGES),
+				       (unsigned long long)(c / CG_PAGES));
 			break;
 		}
 	}
 	ksft_print_msg("under the limit: %llu pages reported for %llu written\n",
-		       (unsigned long long)vfio_mig_bitmap_weight(bitmap, nbits), CG_CHUNKS);
-	EXPECT_LT(CG_CHUNKS, vfio_mig_bitmap_weight(bitmap, nbits));
+		       (unsigned long long)vfio_mig_bitmap_weight(bitmap, nbits),
+		       CG_CHUNKS * CG_PAGES);
+	EXPECT_LT(CG_CHUNKS * CG_PAGES, vfio_mig_bitmap_weight(bitmap, nbits));
 	oom = cg_key(CG_TEST, "memory.events", "oom_kill");
 	EXPECT_EQ(0, oom);
 
