@@ -83,11 +83,10 @@
 #define VFIO_DIRTY_CHUNK_PAGES	BIT_ULL(VFIO_DIRTY_CHUNK_SHIFT)
 
 /* list offsets are u16 */
-static_assert(VFIO_DIRTY_CHUNK_PAGES <= U16_MAX + 1);
+static_assert(VFIO_DIRTY_CHUNK_SHIFT <= 16);
 
 /* Tracking memory is worth no reclaim storm and no OOM kill: see above. */
 #define VFIO_DIRTY_GFP		(GFP_KERNEL_ACCOUNT | __GFP_NORETRY | __GFP_NOWARN)
-
 
 /* Bits of the chunk pages [first, last] (inclusive) of chunk @c. */
 struct vfio_dirty_span {
@@ -552,14 +551,16 @@ void vfio_dirty_clear(struct vfio_dirty *d, u64 offset, u64 len)
 		return;
 	}
 	if (first < d->run_end && last >= d->run_start) {
-		if (first <= d->run_start && last + 1 >= d->run_end)
-			d->run_start = d->run_end = 0;
-		else if (first <= d->run_start)
+		if (first <= d->run_start && last + 1 >= d->run_end) {
+			d->run_start = 0;
+			d->run_end = 0;
+		} else if (first <= d->run_start) {
 			d->run_start = last + 1;
-		else if (last + 1 >= d->run_end)
+		} else if (last + 1 >= d->run_end) {
 			d->run_end = first;
-		else if (!vfio_dirty_split_run(d, first, last))
+		} else if (!vfio_dirty_split_run(d, first, last)) {
 			return;		/* a huge run stays: report more */
+		}
 	}
 	xa_for_each_range(&d->chunks, c, entry, first >> VFIO_DIRTY_CHUNK_SHIFT,
 			  last >> VFIO_DIRTY_CHUNK_SHIFT) {
