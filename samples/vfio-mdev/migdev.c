@@ -44,7 +44,17 @@
  * Host-side control, without a guest: debugfs, per device,
  * /sys/kernel/debug/migdev/<mdev uuid>/
  *   dma       write "pin|rw|keep|release|kept IOVA LEN SEED" (numbers in
- *             C notation): one DMA command; the write fails with its errno
+ *             C notation): one DMA command; the write fails with its errno.
+ *             Or "stride IOVA COUNT STRIDE SEED": COUNT (1 to 2^20) writes
+ *             of 8 bytes with vfio_dma_rw(), at IOVA + k * STRIDE (STRIDE
+ *             >= 8, the last byte below 2^64) for k = 0 .. COUNT - 1, write
+ *             k being bytes 8k to 8k + 7 of a transfer seeded SEED: many
+ *             scattered dirty pages in one go.  One command of the device
+ *             (its status and count registers), in debugfs only: it has
+ *             no MIGDEV_CMD_* number and BAR0 cannot start it.  It stops
+ *             at the first write that fails, with that write's error (the
+ *             writes before it stay), or with -EINTR when the writer gets
+ *             a fatal signal; -EINVAL for bad arguments.
  *   report    write "IOVA LEN" (migdev-precise): the device reports it
  *             wrote that range, of any size, with vfio_mark_dirty(); the
  *             write fails with its errno (-EOPNOTSUPP on migdev-1, -EBUSY
@@ -97,7 +107,9 @@
 #include <linux/mdev.h>
 #include <linux/mm.h>
 #include <linux/module.h>
+#include <linux/overflow.h>
 #include <linux/pci_regs.h>
+#include <linux/sched/signal.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
 #include <linux/vfio.h>
@@ -121,6 +133,8 @@
 #define MIGDEV_MAX_DMA		(4 << 20)
 #define MIGDEV_MAX_PINNED	1024
 #define MIGDEV_LOG_SIZE		16
+#define MIGDEV_STRIDE_BYTES	8		/* bytes of each "stride" write */
+#define MIGDEV_STRIDE_MAX	(1024 * 1024)	/* writes of one "stride" */
 
 #define STATE_RUNNING		VFIO_DEVICE_STATE_V1_RUNNING
 #define STATE_SAVING		VFIO_DEVICE_STATE_V1_SAVING
@@ -547,16 +561,46 @@ static int migdev_dma_run(struct migdev *md, u32 cmd, u64 iova, u64 len,
 }
 
 /*
- * One DMA command; md->lock held.  A device that is not running refuses it
- * and its registers stay as they are; otherwise its result lands in them.
+ * debugfs "stride": @n writes of MIGDEV_STRIDE_BYTES with vfio_dma_rw(),
+ * @stride bytes apart from @iova; write k carries bytes 8k to 8k + 7 of a
+ * transfer seeded @seed.  The first write that fails ends it with its
+ * error, and the writes before it stay; so does a fatal signal of
+ * @waiter, the task that asked for it and waits for it (-EINTR).
  */
-static int migdev_dma(struct migdev *md, u32 cmd, u64 iova, u64 len, u32 seed)
+static int migdev_dma_stride(struct migdev *md, u64 iova, u64 n, u64 stride,
+			     u32 seed, struct task_struct *waiter)
 {
+	u8 buf[MIGDEV_STRIDE_BYTES];
+	u64 k, span, last;
 	int ret;
 
-	if (!md->opened || !(md->device_state & STATE_RUNNING))
-		return -EBUSY;
-	ret = migdev_dma_run(md, cmd, iova, len, seed);
+	/* the last byte of the last write must not wrap around */
+	if (!n || n > MIGDEV_STRIDE_MAX || stride < MIGDEV_STRIDE_BYTES ||
+	    check_mul_overflow(n - 1, stride, &span) ||
+	    check_add_overflow(span, (u64)MIGDEV_STRIDE_BYTES - 1, &span) ||
+	    check_add_overflow(iova, span, &last))
+		return -EINVAL;
+	for (k = 0; k < n; k++) {
+		if (fatal_signal_pending(waiter))
+			return -EINTR;
+		migdev_fill(buf, k * MIGDEV_STRIDE_BYTES, sizeof(buf), seed);
+		ret = vfio_dma_rw(&md->vdev, iova + k * stride, buf, sizeof(buf),
+				  true);
+		if (ret)
+			return ret;
+		cond_resched();
+	}
+	return 0;
+}
+
+static bool migdev_dma_ready(struct migdev *md)
+{
+	return md->opened && (md->device_state & STATE_RUNNING);
+}
+
+/* A command ran and returned @ret: its result lands in the registers. */
+static int migdev_dma_done(struct migdev *md, int ret, u32 seed)
+{
 	migdev_set_reg32(md, MIGDEV_REG_DMA_STATUS, ret);
 	if (!ret) {
 		migdev_step(md, 1, seed);
@@ -566,24 +610,63 @@ static int migdev_dma(struct migdev *md, u32 cmd, u64 iova, u64 len, u32 seed)
 	return ret;
 }
 
-/* A DMA command to run in the device's kernel thread. */
+/*
+ * One DMA command; md->lock held.  A device that is not running refuses it
+ * and its registers stay as they are; otherwise its result lands in them.
+ */
+static int migdev_dma(struct migdev *md, u32 cmd, u64 iova, u64 len, u32 seed)
+{
+	if (!migdev_dma_ready(md))
+		return -EBUSY;
+	return migdev_dma_done(md, migdev_dma_run(md, cmd, iova, len, seed),
+			       seed);
+}
+
+/*
+ * A DMA command to run in the device's kernel thread: @cmd, or, when
+ * @strided, debugfs "stride" (@len writes, @stride bytes apart).
+ */
 struct migdev_cmd {
 	struct kthread_work work;
 	struct migdev *md;
+	struct task_struct *waiter;	/* waits in migdev_cmd_sync() */
+	bool strided;
 	u32 cmd;
 	u32 seed;
 	u64 iova;
 	u64 len;
+	u64 stride;
 	int ret;
 };
 
 static void migdev_cmd_work(struct kthread_work *work)
 {
 	struct migdev_cmd *c = container_of(work, struct migdev_cmd, work);
+	struct migdev *md = c->md;
+	int ret;
 
-	mutex_lock(&c->md->lock);
-	c->ret = migdev_dma(c->md, c->cmd, c->iova, c->len, c->seed);
-	mutex_unlock(&c->md->lock);
+	mutex_lock(&md->lock);
+	if (!c->strided) {
+		c->ret = migdev_dma(md, c->cmd, c->iova, c->len, c->seed);
+	} else if (!migdev_dma_ready(md)) {
+		c->ret = -EBUSY;
+	} else {
+		ret = migdev_dma_stride(md, c->iova, c->len, c->stride, c->seed,
+					c->waiter);
+		c->ret = migdev_dma_done(md, ret, c->seed);
+	}
+	mutex_unlock(&md->lock);
+}
+
+/* Run @c in the device's kernel thread and wait; md->lock must not be held. */
+static int migdev_cmd_sync(struct migdev *md, struct migdev_cmd *c)
+{
+	c->md = md;
+	c->waiter = current;
+	kthread_init_work(&c->work, migdev_cmd_work);
+	kthread_queue_work(md->worker, &c->work);
+	kthread_flush_work(&c->work);
+	return c->ret;
 }
 
 /* Run a DMA command and wait for it; md->lock must not be held. */
@@ -591,13 +674,22 @@ static int migdev_dma_sync(struct migdev *md, u32 cmd, u64 iova, u64 len,
 			   u32 seed)
 {
 	struct migdev_cmd c = {
-		.md = md, .cmd = cmd, .iova = iova, .len = len, .seed = seed,
+		.cmd = cmd, .iova = iova, .len = len, .seed = seed,
 	};
 
-	kthread_init_work(&c.work, migdev_cmd_work);
-	kthread_queue_work(md->worker, &c.work);
-	kthread_flush_work(&c.work);
-	return c.ret;
+	return migdev_cmd_sync(md, &c);
+}
+
+/* debugfs "stride"; md->lock must not be held. */
+static int migdev_dma_stride_sync(struct migdev *md, u64 iova, u64 n,
+				  u64 stride, u32 seed)
+{
+	struct migdev_cmd c = {
+		.strided = true, .iova = iova, .len = n, .stride = stride,
+		.seed = seed,
+	};
+
+	return migdev_cmd_sync(md, &c);
 }
 
 /*
@@ -1258,7 +1350,7 @@ static ssize_t migdev_dbg_dma(struct file *file, const char __user *ubuf,
 	};
 	struct migdev *md = file->private_data;
 	char buf[96], name[16];
-	u64 iova = 0, len = 0;
+	u64 iova = 0, len = 0, stride = 0;
 	u32 seed = 0, cmd;
 	int ret;
 
@@ -1269,6 +1361,14 @@ static ssize_t migdev_dbg_dma(struct file *file, const char __user *ubuf,
 	buf[count] = '\0';
 	if (sscanf(buf, "%15s %lli %lli %i", name, &iova, &len, &seed) < 1)
 		return -EINVAL;
+	if (!strcmp(name, "stride")) {
+		/* stride IOVA COUNT STRIDE SEED, all of them */
+		if (sscanf(buf, "%15s %lli %lli %lli %i", name, &iova, &len,
+			   &stride, &seed) != 5)
+			return -EINVAL;
+		ret = migdev_dma_stride_sync(md, iova, len, stride, seed);
+		return ret ? ret : count;
+	}
 	for (cmd = MIGDEV_CMD_WRITE_PIN; cmd <= MIGDEV_CMD_WRITE_KEPT; cmd++)
 		if (!strcmp(name, names[cmd]))
 			break;
