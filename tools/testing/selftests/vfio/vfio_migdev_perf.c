@@ -5,10 +5,13 @@
  *
  *  - pinning and unpinning 4 KiB pages with tracking off and on;
  *  - the kernel memory tracking holds after the device wrote 1, 1,000,
- *    10,000 (and up to -n, by tens) pages scattered over a 1 TiB mapping:
- *    it grows with what is dirty, not with the size of the mapping.  Each
- *    page is one device write (a few ms in a TCG guest), so a million
- *    takes hours there.
+ *    10,000, 100,000 (up to -n, by tens) pages scattered over a 1 TiB
+ *    mapping: it grows with what is dirty, not with the size of the
+ *    mapping.  The device writes them with debugfs "stride", thousands of
+ *    pages a command;
+ *  - a GET_BITMAP over that whole mapping (a 32 MiB bitmap) with those
+ *    pages dirty, once checked bit for bit against what was written: a
+ *    bitmap that differs fails the program (exit 1).
  *
  * Output lines as vfio_dirty_perf's (see lib/include/vfio_mig_perf.h).
  * Needs a "migdev-1" mdev; without one it says so and exits 4
@@ -25,7 +28,7 @@
 #define CG_PERF		VFIO_MIG_CG_ROOT "/vfio_migdev_perf"
 
 static int runs = 11;
-static long most_pages = 10000;
+static long most_pages = 100000;
 static bool in_cgroup;
 
 /*
@@ -100,41 +103,136 @@ static void pin_cases(struct migdev *md)
 	munmap(va, size);
 }
 
+/* Pages written per debugfs "stride", between givebacks of their memory */
+#define STRIDE_BATCH	4096
+
 /*
- * Tracking memory after the device wrote @npages pages spread evenly over
- * a 1 TiB mapping.  The process memory behind the written pages (and its
- * page tables) is given back every 512 pages, so that only what tracking
- * holds stays.
+ * Memory for [@va, @va + @size) that is not reserved up front, in small
+ * pages: a write of the device into a huge page would take 2 MiB.
+ */
+static void small_pages(char *va, uint64_t size)
+{
+	if (mmap(va, size, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED,
+		 -1, 0) == MAP_FAILED)
+		perf_must(-1, "mmap");
+	perf_must(madvise(va, size, MADV_NOHUGEPAGE), "MADV_NOHUGEPAGE");
+}
+
+/*
+ * The device writes 8 bytes into each of @npages pages, @stride bytes
+ * apart from @iova, whose memory is at @va.  The process memory behind the
+ * written pages (and its page tables) is given back every STRIDE_BATCH
+ * pages, so that only what tracking holds stays.
+ */
+static void dirty_scattered(struct migdev *md, char *va, uint64_t iova,
+			    uint64_t npages, uint64_t stride, uint32_t seed)
+{
+	uint64_t i, batch;
+
+	for (i = 0; i < npages; i += batch) {
+		batch = npages - i < STRIDE_BATCH ? npages - i : STRIDE_BATCH;
+		perf_must(migdev_stride(md, iova + i * stride, batch, stride,
+					(uint32_t)(seed + i)), "stride");
+		/* give the written pages and their page tables back */
+		small_pages(va + i * stride, batch * stride);
+	}
+}
+
+/*
+ * The bitmap of a GET over the mapping must hold exactly the written
+ * pages, bit for bit: every page k * @stride (k < @npages) set, nothing
+ * else.  Prints the first differences and exits 1 when it does not.
+ */
+static void check_bitmap(const uint64_t *bitmap, uint64_t nbits,
+			 uint64_t npages, uint64_t stride)
+{
+	uint64_t pg_stride = stride / 4096, k, w, missing = 0, extra = 0;
+
+	for (k = 0; k < npages; k++) {
+		uint64_t b = k * pg_stride;
+
+		if (bitmap[b / 64] & (1ULL << (b % 64)))
+			continue;
+		if (!missing++)
+			printf("# %llu pages: page %llu (write %llu) not reported\n",
+			       (unsigned long long)npages, (unsigned long long)b,
+			       (unsigned long long)k);
+	}
+	for (w = 0; w < nbits / 64; w++) {
+		uint64_t word = bitmap[w];
+
+		while (word) {
+			uint64_t b = w * 64 + __builtin_ctzll(word);
+
+			word &= word - 1;
+			if (b % pg_stride == 0 && b / pg_stride < npages)
+				continue;
+			if (!extra++)
+				printf("# %llu pages: page %llu reported, not written\n",
+				       (unsigned long long)npages,
+				       (unsigned long long)b);
+		}
+	}
+	if (missing || extra) {
+		printf("FAIL: GET over %llu scattered pages: %llu not reported, %llu not written\n",
+		       (unsigned long long)npages, (unsigned long long)missing,
+		       (unsigned long long)extra);
+		exit(1);
+	}
+	printf("# GET over %llu scattered pages: the bitmap is what was written\n",
+	       (unsigned long long)npages);
+}
+
+/*
+ * @npages pages spread evenly over a 1 TiB mapping, written by the
+ * device: the tracking memory they cost, then GET_BITMAP over the whole
+ * mapping (the bitmap zeroed before each call, the same pages written
+ * again between calls, neither timed).  The first GET's bitmap is checked
+ * bit for bit.
  */
 static void memory_case(struct migdev *md, long npages)
 {
-	uint64_t iova = 1ULL << 44, stride = PERF_SZ_1T / npages & ~4095ULL, i, batch;
-	double before, kib;
+	uint64_t iova = 1ULL << 44, stride = PERF_SZ_1T / npages & ~4095ULL;
+	uint64_t nbits = PERF_SZ_1T / 4096, bytes = nbits / 8, *bitmap;
+	double before, kib, t[PERF_MAX_RUNS];
 	char name[96];
 	char *va;
+	int r;
 
+	if (npages < 1 || !stride) {
+		printf("-n %ld: from 1 to %llu pages\n", npages,
+		       (unsigned long long)nbits);
+		exit(1);
+	}
 	va = perf_anon(PERF_SZ_1T, PROT_READ | PROT_WRITE);
+	small_pages(va, PERF_SZ_1T);
+	bitmap = perf_anon(bytes, PROT_READ | PROT_WRITE);
 	perf_must(vfio_map(md->container, iova, va, PERF_SZ_1T), "MAP 1 TiB");
 	perf_must(vfio_dirty(md->container, VFIO_IOMMU_DIRTY_PAGES_FLAG_START), "START");
 	before = tracking_kib();
-	for (i = 0; i < (uint64_t)npages; i += batch) {
-		batch = (uint64_t)npages - i < 512 ? (uint64_t)npages - i : 512;
-		for (uint64_t k = i; k < i + batch; k++)
-			perf_must(migdev_ctl(md, "dma", "rw 0x%llx 8 %llu",
-					     (unsigned long long)(iova + k * stride),
-					     (unsigned long long)k), "rw");
-		/* give the written pages and their page tables back */
-		if (mmap(va + i * stride, batch * stride, PROT_READ | PROT_WRITE,
-			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED,
-			 -1, 0) == MAP_FAILED)
-			perf_must(-1, "mmap");
-	}
+	dirty_scattered(md, va, iova, npages, stride, 0);
 	kib = tracking_kib() - before;
 	snprintf(name, sizeof(name),
 		 "tracking memory, %ld scattered pages dirty in 1 TiB", npages);
 	perf_report(name, &kib, 1, 1, "KiB");
+	for (r = 0; r < runs; r++) {
+		if (r)
+			dirty_scattered(md, va, iova, npages, stride, r);
+		memset(bitmap, 0, bytes);
+		t[r] = perf_now_us();
+		perf_must(vfio_get_bitmap(md->container, iova, PERF_SZ_1T, 4096,
+					  bitmap, bytes), "GET_BITMAP 1 TiB");
+		t[r] = perf_now_us() - t[r];
+		if (!r)
+			check_bitmap(bitmap, nbits, npages, stride);
+	}
+	snprintf(name, sizeof(name),
+		 "get, %ld scattered pages dirty in 1 TiB", npages);
+	perf_report(name, t, runs, 1, "us");
 	perf_must(vfio_dirty(md->container, VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP), "STOP");
 	perf_must(vfio_unmap(md->container, iova, PERF_SZ_1T), "UNMAP 1 TiB");
+	munmap(bitmap, bytes);
 	munmap(va, PERF_SZ_1T);
 }
 

@@ -210,6 +210,14 @@ int migdev_dma(struct migdev *md, const char *cmd, uint64_t iova, uint64_t len,
 			  seed);
 }
 
+int migdev_stride(struct migdev *md, uint64_t iova, uint64_t n,
+		  uint64_t stride, uint32_t seed)
+{
+	return migdev_ctl(md, "dma", "stride 0x%llx %llu 0x%llx %u",
+			  (unsigned long long)iova, (unsigned long long)n,
+			  (unsigned long long)stride, seed);
+}
+
 int64_t migdev_save_chunk(struct migdev *md, uint8_t *stream, size_t *len,
 			  size_t max, const void *map)
 {

@@ -120,6 +120,21 @@ int migdev_ctl(struct migdev *md, const char *file, const char *fmt, ...);
 int migdev_dma(struct migdev *md, const char *cmd, uint64_t iova,
 	       uint64_t len, uint32_t seed);
 
+/* Bytes of each write of debugfs "stride" */
+#define MIGDEV_STRIDE_BYTES	8
+/* Most writes of one debugfs "stride" */
+#define MIGDEV_STRIDE_MAX	(1024 * 1024)
+
+/*
+ * debugfs "stride" (dma "stride IOVA COUNT STRIDE SEED"): @n writes of
+ * MIGDEV_STRIDE_BYTES with vfio_dma_rw(), @stride bytes apart from @iova,
+ * write k being bytes 8k to 8k + 7 of a transfer seeded @seed, in one
+ * command of the device; 0 or -errno (of the first write that failed: the
+ * writes before it stay).
+ */
+int migdev_stride(struct migdev *md, uint64_t iova, uint64_t n,
+		  uint64_t stride, uint32_t seed);
+
 /* Read the instance's state (registers, internal state) into @buf. */
 int migdev_state(struct migdev *md, void *buf);
 
