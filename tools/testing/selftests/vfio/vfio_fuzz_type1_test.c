@@ -4,7 +4,8 @@
  * type1.{migdev1,precise}.fuzz, MAP/UNMAP (with and without a bitmap,
  * UNMAP_ALL)/DIRTY_PAGES/GET_INFO with good and malformed arguments in a
  * 512 KiB IOVA window, and DMA by the device (debugfs) into it; migdev-1
- * or migdev-precise instance 2.
+ * or migdev-precise instance 2; migdev-precise reports writes of any
+ * range (debugfs "report"), migdev-1 must refuse to.
  */
 #include "../kselftest_harness.h"
 
@@ -31,6 +32,25 @@
 #define UNMAP_ALL	VFIO_DMA_UNMAP_FLAG_ALL
 #define UNMAP_VADDR	VFIO_DMA_UNMAP_FLAG_VADDR
 
+/* The ranges of a debugfs "report", for the tracker's representations */
+enum {
+	REP_WHOLE,	/* a mapping exactly: a run of the whole mapping */
+	REP_TOUCH,	/* from the start or to the end: extends such a run */
+	REP_PAGE,	/* bytes of one page */
+	REP_SHORT,	/* a few pages anywhere in a mapping: a list */
+	REP_BIG,	/* more than 126 pages of a mapping: a bitmap */
+	REP_ANY,	/* anywhere in the window: holes, mostly */
+	REP_RO,		/* into a mapping the device may not write */
+	REP_WRAP,	/* past the top of the IOVA space */
+	REP_HUGE,	/* across the end of the huge mapping */
+	NR_REP
+};
+
+static const char * const rep_names[NR_REP] = {
+	"whole", "touch", "page", "short", "big", "any", "read-only", "wrap",
+	"huge-end",
+};
+
 struct t1 {
 	struct migdev md;
 	uint8_t *buf;		/* BUF_PAGES, behind the mappings */
@@ -42,6 +62,8 @@ struct t1 {
 	uint32_t avail0;	/* DMA_AVAIL with nothing mapped */
 	struct model m;
 	struct snap snap;	/* of the memory a DMA command writes */
+	unsigned long rep_ok[NR_REP];	/* reports by kind: succeeded */
+	unsigned long rep_err[NR_REP];	/* failed, as predicted */
 	struct fuzz f;
 };
 
@@ -234,6 +256,11 @@ static void t1_map(struct t1 *self, struct fuzz *f)
 		mem = " (holes)";
 	} else {
 		pick_map_range(f, &iova, &size);
+		/* the window in one: reports of more than 126 pages of it */
+		if (m_overlap(m, FZ_WIN_IOVA, FZ_WIN_SIZE) < 0 && fz_chance(f, 50)) {
+			iova = FZ_WIN_IOVA;
+			size = FZ_WIN_SIZE;
+		}
 		pages = size / VFIO_MIG_PAGE_4K;
 		vaddr = (uintptr_t)self->buf +
 			fz_below(f, BUF_PAGES - pages + 1) * VFIO_MIG_PAGE_4K;
@@ -913,6 +940,144 @@ static void t1_dma(struct t1 *self, struct fuzz *f)
 		m_check_pinned(f, m, &self->md);
 }
 
+/* A mapping in the window, of at least @pages, writable or not; or NULL. */
+static struct mapping *pick_win_map(struct fuzz *f, struct model *m,
+				    uint64_t pages, int writable)
+{
+	struct mapping *p, *found = NULL;
+	unsigned int n = 0;
+	int i;
+
+	for (i = 0; i < m->nmaps; i++) {
+		p = &m->map[i];
+		if (p->iova < FZ_WIN_IOVA || p->iova >= FZ_WIN_END ||
+		    p->size < pages * VFIO_MIG_PAGE_4K ||
+		    (writable >= 0 &&
+		     !!(p->flags & VFIO_DMA_MAP_FLAG_WRITE) != writable))
+			continue;
+		if (!fz_below(f, ++n))
+			found = p;
+	}
+	return found;
+}
+
+/*
+ * A range for a debugfs "report" of kind @kind, or of REP_ANY when there
+ * is no mapping for it.  Those that succeed stay in the window.
+ */
+static int pick_report(struct fuzz *f, struct model *m, int kind,
+		       uint64_t *iova, uint64_t *len)
+{
+	const uint64_t pg = VFIO_MIG_PAGE_4K, top = HUGE_IOVA + HUGE_SIZE;
+	struct mapping *p = NULL;
+	uint64_t pages, n, end;
+
+	if (kind == REP_BIG)
+		p = pick_win_map(f, m, 127, 1);
+	else if (kind == REP_RO)
+		p = pick_win_map(f, m, 1, 0);
+	else if (kind < REP_ANY)
+		p = pick_win_map(f, m, 1, fz_chance(f, 90) ? 1 : -1);
+	if (!p && kind <= REP_RO)
+		kind = REP_ANY;
+	pages = p ? p->size / pg : 0;
+	end = p ? p->iova + p->size : 0;
+	switch (kind) {
+	case REP_WHOLE:
+		*iova = p->iova;
+		*len = p->size;
+		break;
+	case REP_TOUCH:
+		n = 1 + fz_below(f, pages);
+		if (fz_chance(f, 50)) {
+			*iova = p->iova;
+			*len = n * pg - fz_below(f, pg);
+		} else {
+			*iova = end - n * pg + fz_below(f, pg);
+			*len = end - *iova;
+			/* on into the next mapping, if there is one */
+			if (fz_chance(f, 25))
+				*len += 1 + fz_below(f, 4 * pg);
+		}
+		break;
+	case REP_PAGE:
+		*iova = p->iova + fz_below(f, pages) * pg;
+		if (fz_chance(f, 50)) {
+			*len = pg;
+		} else {
+			*iova += fz_below(f, pg);
+			*len = 1 + fz_below(f, pg - *iova % pg);
+		}
+		break;
+	case REP_SHORT:
+		*iova = p->iova + fz_below(f, p->size);
+		*len = 1 + fz_below(f, 4 * pg);
+		break;
+	case REP_BIG:
+		n = 127 + fz_below(f, pages - 127 + 1);
+		*iova = p->iova + fz_below(f, pages - n + 1) * pg;
+		*len = n * pg - fz_below(f, pg);
+		break;
+	case REP_RO:
+		*iova = p->iova + fz_below(f, p->size);
+		*len = 1 + fz_below(f, end - *iova);
+		break;
+	case REP_WRAP:
+		if (fz_chance(f, 50)) {
+			*iova = -(1 + fz_below(f, 4)) * pg + fz_below(f, pg);
+			*len = -*iova + 1 + fz_below(f, 2 * pg);
+		} else {
+			*iova = FZ_WIN_IOVA + fz_below(f, FZ_WIN_SIZE);
+			*len = ~0ULL - fz_below(f, pg);
+		}
+		break;
+	case REP_HUGE:
+		*iova = top - 1 - fz_below(f, 2 * pg);
+		*len = top - *iova + 1 + fz_below(f, 2 * pg);
+		break;
+	default:
+		*iova = FZ_WIN_IOVA - pg + fz_below(f, FZ_WIN_SIZE + 2 * pg);
+		*len = fz_chance(f, 10) ? 0 :
+		       1 + fz_below(f, fz_chance(f, 50) ? 4 * pg : FZ_WIN_SIZE);
+		break;
+	}
+	return kind;
+}
+
+/*
+ * The device reports a write (debugfs "report": vfio_mark_dirty()): the
+ * errno is exact, and on success with tracking on, every page the range
+ * touches must be in the next report.  migdev-1 reports nothing.
+ */
+static void t1_report(struct t1 *self, struct fuzz *f)
+{
+	static const unsigned int weight[NR_REP] = {
+		[REP_WHOLE] = 20, [REP_TOUCH] = 15, [REP_PAGE] = 15,
+		[REP_SHORT] = 15, [REP_BIG] = 10, [REP_ANY] = 10,
+		[REP_RO] = 5, [REP_WRAP] = 5, [REP_HUGE] = 5,
+	};
+	struct model *m = &self->m;
+	uint64_t iova, len, r = fz_below(f, 100);
+	int kind, want, ret;
+
+	for (kind = 0; kind < NR_REP - 1 && r >= weight[kind]; kind++)
+		r -= weight[kind];
+	kind = pick_report(f, m, kind, &iova, &len);
+	fz_op(f, FZ_OP_REPORT, "%s iova 0x%llx len 0x%llx tracking %d",
+	      rep_names[kind], (unsigned long long)iova,
+	      (unsigned long long)len, m->tracking);
+	want = m->precise ? m_report_predict(m, iova, len) : -EOPNOTSUPP;
+	ret = fz_report_write(&self->md, iova, len);
+	FZ_EXPECT_RET(f, ret, want);
+	if (ret != want)
+		return;
+	if (ret)
+		self->rep_err[kind]++;
+	else
+		self->rep_ok[kind]++;
+	m_report_apply(m, iova, len, ret);
+}
+
 /* A report of the whole window holds what the model must see, exactly. */
 static void t1_get_all(struct t1 *self, struct fuzz *f)
 {
@@ -973,8 +1138,10 @@ static void t1_step(struct t1 *self, struct fuzz *f)
 		t1_dirty(self, f);
 	else if (r < 660)
 		t1_info(self, f);
-	else if (r < 990)
+	else if (r < 930)
 		t1_dma(self, f);
+	else if (r < 990)
+		t1_report(self, f);
 	else
 		t1_verify(self, f);
 }
@@ -984,6 +1151,7 @@ TEST_F_TIMEOUT(type1, fuzz, FZ_TIMEOUT)
 	struct fuzz *f = &self->s.f;
 	double t0 = fz_now_ms();
 	static const struct fz_need need[] = {
+		{ FZ_OP_REPORT, 20 },	/* first: migdev-precise only */
 		{ FZ_OP_MAP, 50 },
 		{ FZ_OP_UNMAP, 20 },
 		{ FZ_OP_UNMAP_BITMAP, 10 },
@@ -992,6 +1160,8 @@ TEST_F_TIMEOUT(type1, fuzz, FZ_TIMEOUT)
 		{ FZ_OP_START, 5 },
 		{ 0, 0 },
 	};
+	char line[512];
+	int i, n;
 
 	fz_init(f, variant->precise ? "type1-precise" : "type1", 15000);
 	EXPECT_EQ(0, vfio_dirty(self->s.md.container, START));
@@ -1004,12 +1174,22 @@ TEST_F_TIMEOUT(type1, fuzz, FZ_TIMEOUT)
 		t1_unmap_all(&self->s, f);
 	}
 	EXPECT_EQ(0, f->failed);
-	EXPECT_TRUE(fz_finish(f, t0, need));
+	EXPECT_TRUE(fz_finish(f, t0, variant->precise ? need : need + 1));
 	ksft_print_msg("  pages written by DMA commands that failed part-way, required: %lu\n",
 		       self->s.m.wrote_failed);
+	for (i = 0, n = 0; i < NR_REP; i++)
+		n += snprintf(line + n, sizeof(line) - n, " %s %lu/%lu", rep_names[i],
+			      self->s.rep_ok[i], self->s.rep_err[i]);
+	ksft_print_msg("  reports by range, succeeded/failed as predicted:%s\n", line);
 	if (f->iter >= 1000) {
 		EXPECT_LE(20, f->gets_with_bits);
 		EXPECT_LT(0, self->s.m.wrote_failed);
+	}
+	/* the tracker's run, list and bitmap each took a report */
+	if (f->iter >= 1000 && variant->precise) {
+		EXPECT_LT(0, self->s.rep_ok[REP_WHOLE]);
+		EXPECT_LT(0, self->s.rep_ok[REP_PAGE]);
+		EXPECT_LT(0, self->s.rep_ok[REP_BIG]);
 	}
 }
 

@@ -23,7 +23,7 @@ static const char * const fz_op_names[FZ_NR_OPS] = {
 	[FZ_OP_BAR_WRITE] = "bar0-write", [FZ_OP_BAR_CMD] = "bar0-dma",
 	[FZ_OP_CFG_READ] = "config-read", [FZ_OP_CFG_WRITE] = "config-write",
 	[FZ_OP_OTHER_REGION] = "other-region", [FZ_OP_DBG_BAD] = "debugfs-malformed",
-	[FZ_OP_MMAP] = "mmap",
+	[FZ_OP_MMAP] = "mmap", [FZ_OP_REPORT] = "report",
 };
 
 double fz_now_ms(void)

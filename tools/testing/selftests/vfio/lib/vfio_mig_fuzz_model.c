@@ -249,6 +249,45 @@ void m_dma_apply(struct model *m, int cmd, uint64_t iova, uint64_t len,
 	}
 }
 
+int m_report_predict(struct model *m, uint64_t iova, uint64_t len)
+{
+	uint64_t last = iova + len - 1, next = iova;
+	struct mapping *p;
+	int i;
+
+	if (!len)
+		return 0;
+	if (last < iova)
+		return -EINVAL;
+	/* the mappings from @iova on, in order: a hole or an unwritable one */
+	for (;;) {
+		i = m_find(m, next);
+		if (i < 0)
+			return -EINVAL;
+		p = &m->map[i];
+		if (!(p->flags & VFIO_DMA_MAP_FLAG_WRITE))
+			return -EPERM;
+		if (p->iova + p->size - 1 >= last)
+			return 0;
+		next = p->iova + p->size;
+	}
+}
+
+void m_report_apply(struct model *m, uint64_t iova, uint64_t len, int ret)
+{
+	uint64_t a = iova & ~(VFIO_MIG_PAGE_4K - 1);
+	uint64_t last = (iova + len - 1) & ~(VFIO_MIG_PAGE_4K - 1);
+
+	if (ret || !len)
+		return;
+	/* like a write the device reports at once: marked now, if tracking */
+	for (;; a += VFIO_MIG_PAGE_4K) {
+		m_dirty(m, a, FZ_MUST_WRITTEN);
+		if (a == last)
+			break;
+	}
+}
+
 /* The user address behind @iova, or NULL. */
 static uint8_t *m_uaddr(struct model *m, uint64_t iova)
 {
@@ -288,6 +327,12 @@ void m_check_pinned(struct fuzz *f, struct model *m, struct migdev *md)
 
 	FZ_CHECK(f, n == (long)m->npinned, "the device has %ld pages pinned, the model %lu",
 		 n, m->npinned);
+}
+
+int fz_report_write(struct migdev *md, uint64_t iova, uint64_t len)
+{
+	return migdev_ctl(md, "report", "0x%llx 0x%llx",
+			  (unsigned long long)iova, (unsigned long long)len);
 }
 
 int fz_dma(struct migdev *md, int cmd, uint64_t iova, uint64_t len,

@@ -61,7 +61,7 @@ enum {
 	FZ_OP_VERIFY, FZ_OP_HDR_READ, FZ_OP_HDR_WRITE, FZ_OP_STATE, FZ_OP_DATA, FZ_OP_RESET,
 	FZ_OP_SAVE, FZ_OP_RESUME, FZ_OP_RESUME_BAD, FZ_OP_BAR_READ, FZ_OP_BAR_WRITE,
 	FZ_OP_BAR_CMD, FZ_OP_CFG_READ, FZ_OP_CFG_WRITE, FZ_OP_OTHER_REGION, FZ_OP_DBG_BAD,
-	FZ_OP_MMAP, FZ_NR_OPS
+	FZ_OP_MMAP, FZ_OP_REPORT, FZ_NR_OPS
 };
 
 struct fuzz {
@@ -237,6 +237,21 @@ void m_check_data(struct fuzz *f, struct model *m, uint64_t iova,
 
 /* Check the device's working set against the model's. */
 void m_check_pinned(struct fuzz *f, struct model *m, struct migdev *md);
+
+/*
+ * What migdev-precise's debugfs "report" of [iova, iova + len) returns:
+ * vfio_mark_dirty()'s result, whether tracking is on or not.
+ */
+int m_report_predict(struct model *m, uint64_t iova, uint64_t len);
+
+/*
+ * After a report of [iova, iova + len) returned @ret: every page the
+ * range touches must be in the next dirty report, if tracking.
+ */
+void m_report_apply(struct model *m, uint64_t iova, uint64_t len, int ret);
+
+/* The device reports a write of [iova, iova + len) (debugfs): 0 or -errno. */
+int fz_report_write(struct migdev *md, uint64_t iova, uint64_t len);
 
 /* A DMA command through debugfs (one of dma_names): 0 or -errno. */
 int fz_dma(struct migdev *md, int cmd, uint64_t iova, uint64_t len,
