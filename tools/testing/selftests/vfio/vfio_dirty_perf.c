@@ -4,11 +4,9 @@
  *
  *   <case>: median <value> <unit> (min .., max .., <n> runs)
  *
- * Cases run on an mdev container (nothing dirty, no pinning at MAP time),
- * on the edu device's container (every IOMMU-mapped page dirty) and on a
- * migdev-precise mdev's container (a 1 TiB mapping the device reports it
- * wrote, with nothing behind it).  A case whose device or feature is
- * missing is skipped with the reason.  The
+ * Cases run on an mdev container (nothing dirty, no pinning at MAP time)
+ * and on the edu device's container (every IOMMU-mapped page dirty).  A
+ * case whose device or feature is missing is skipped with the reason.  The
  * numbers mean most when the same binary runs on two kernels side by side
  * (tooling/bench); "ref:" cases are references measured in the same boot,
  * against which the others can be normalised.
@@ -21,7 +19,6 @@
  *       "fixed", "sparse", "many", "dense" (default: all)
  */
 #include <vfio_mig_perf.h>
-#include <vfio_mig_migdev.h>
 
 static int runs = 11;
 static int nmaps = 60000;
@@ -233,74 +230,11 @@ static void mdev_cases(void)
 	close_container(container, group);
 }
 
-/*
- * The references of a dense GET, each in a loop of its own (in a TCG guest
- * a memset right after the kernel wrote the bitmap runs several times
- * slower, which would flatter the GET): memset of its bitmap, and the
- * same bytes written a u64 at a time, as the kernel writes bitmaps.  In a
- * TCG guest glibc's memset of a large buffer (rep stosb) costs several
- * times the u64 stores, so the second shows how much of that a GET hides.
- */
-static void memset_ref(uint64_t *bitmap, uint64_t bytes, const char *name,
-		       const char *words_name)
-{
-	double t[PERF_MAX_RUNS];
-	uint64_t i;
-	int r;
-
-	for (r = 0; r < runs; r++) {
-		t[r] = perf_now_us();
-		memset(bitmap, 0xff, bytes);
-		t[r] = perf_now_us() - t[r];
-	}
-	perf_report(name, t, runs, 1, "us");
-	if (!words_name)
-		return;
-	for (r = 0; r < runs; r++) {
-		t[r] = perf_now_us();
-		for (i = 0; i < bytes / 8; i++) {
-			bitmap[i] = ~0ULL;
-			/* a store per word: the compiler may not make a memset */
-			asm volatile("" : : : "memory");
-		}
-		t[r] = perf_now_us() - t[r];
-	}
-	perf_report(words_name, t, runs, 1, "us");
-}
-
-/*
- * GET of a wholly dirty range, into a bitmap zeroed before each call;
- * @mark (when set) makes the range dirty again before each call.
- */
-static void dense_get_marked(int container, uint64_t iova, uint64_t size,
-			     uint64_t pgsize, uint64_t *bitmap, const char *name,
-			     void (*mark)(void *arg), void *arg)
-{
-	uint64_t bytes = vfio_mig_bitmap_bytes(size, pgsize);
-	double t[PERF_MAX_RUNS];
-	int r;
-
-	for (r = 0; r < runs; r++) {
-		if (mark)
-			mark(arg);
-		memset(bitmap, 0, bytes);
-		t[r] = perf_now_us();
-		get_pg(container, iova, size, pgsize, bitmap);
-		t[r] = perf_now_us() - t[r];
-		if (vfio_mig_bitmap_weight(bitmap, size / pgsize) != size / pgsize) {
-			printf("%s: %llu of %llu bits set\n", name,
-			       (unsigned long long)vfio_mig_bitmap_weight(bitmap, size / pgsize),
-			       (unsigned long long)(size / pgsize));
-			exit(1);
-		}
-	}
-	perf_report(name, t, runs, 1, "us");
-}
-
 static void dense_get(int container, uint64_t iova, uint64_t size,
 		      uint64_t pgsize, uint64_t *bitmap, const char *name)
 {
-	dense_get_marked(container, iova, size, pgsize, bitmap, name, NULL, NULL);
+	perf_dense_get(container, iova, size, pgsize, bitmap, runs, name,
+		       NULL, NULL);
 }
 
 /* 16 GiB of IOVA in the edu container, all of it dirty */
@@ -322,8 +256,9 @@ static void dense_16g_cases(int container, char *va, uint64_t size)
 	for (i = 0; i < n; i++)
 		perf_must(vfio_map(container, DENSE_16G_IOVA + i * size, va, size),
 			  "MAP 256 MiB of 16 GiB");
-	memset_ref(bitmap, bytes, "ref: memset of the same bitmap (user space), 16 GiB",
-		   "ref: u64 stores over the same bitmap (user space), 16 GiB");
+	perf_memset_ref(bitmap, bytes, runs,
+			"ref: memset of the same bitmap (user space), 16 GiB",
+			"ref: u64 stores over the same bitmap (user space), 16 GiB");
 	dense_get(container, DENSE_16G_IOVA, DENSE_16G, 4096, bitmap,
 		  "get, 16 GiB all dirty");
 	perf_must(vfio_unmap(container, DENSE_16G_IOVA, DENSE_16G), "UNMAP 16 GiB");
@@ -349,7 +284,8 @@ static void edu_cases(void)
 	perf_must(vfio_map(container, iova, va, size), "MAP 256 MiB");
 	perf_must(vfio_dirty(container, VFIO_IOMMU_DIRTY_PAGES_FLAG_START), "START");
 	bitmap = perf_anon(nbits / 8, PROT_READ | PROT_WRITE);
-	memset_ref(bitmap, nbits / 8, "ref: memset of the same bitmap (user space)", NULL);
+	perf_memset_ref(bitmap, nbits / 8, runs,
+			"ref: memset of the same bitmap (user space)", NULL);
 	dense_get(container, iova, size, 4096, bitmap, "get, 256 MiB all dirty");
 	if (big_pages(container))
 		dense_get(container, iova, size, 2ULL << 20, bitmap,
@@ -367,58 +303,6 @@ static void edu_cases(void)
 	dense_16g_cases(container, va, size);
 	close_container(container, group);
 	munmap(va, size);
-}
-
-/* The device reports it wrote all of [iova, iova + size). */
-struct report_arg {
-	struct migdev *md;
-	uint64_t iova, size;
-};
-
-static void report_all(void *arg)
-{
-	struct report_arg *a = arg;
-
-	perf_must(migdev_ctl(a->md, "report", "0x%llx 0x%llx",
-			     (unsigned long long)a->iova,
-			     (unsigned long long)a->size), "report");
-}
-
-/*
- * 1 TiB all dirty: a 1 TiB mapping of unreserved memory in the container
- * of a migdev-precise mdev, which reports before each GET that it wrote
- * all of it (debugfs "report": vfio_mark_dirty(), nothing touched).  6.12
- * has no such device and cannot make 1 TiB dirty in a guest of 3 GiB: an
- * IOMMU-backed mapping is pinned.
- */
-static void report_cases(void)
-{
-	uint64_t iova = 1ULL << 42, bytes = vfio_mig_bitmap_bytes(PERF_SZ_1T, 4096);
-	struct report_arg arg;
-	struct migdev md;
-	uint64_t *bitmap;
-	void *va;
-
-	if (!want("dense"))
-		return;
-	if (migdev_open_type(&md, MIGDEV_PRECISE_TYPE, 0, -1)) {
-		printf("# SKIP 1 TiB all dirty: no usable %s mdev\n", MIGDEV_PRECISE_TYPE);
-		return;
-	}
-	va = perf_anon(PERF_SZ_1T, PROT_NONE);
-	perf_must(vfio_map(md.container, iova, va, PERF_SZ_1T), "MAP 1 TiB");
-	perf_must(vfio_dirty(md.container, VFIO_IOMMU_DIRTY_PAGES_FLAG_START), "START");
-	bitmap = perf_anon(bytes, PROT_READ | PROT_WRITE);
-	memset_ref(bitmap, bytes, "ref: memset of the same bitmap (user space), 1 TiB",
-		   "ref: u64 stores over the same bitmap (user space), 1 TiB");
-	arg = (struct report_arg){ .md = &md, .iova = iova, .size = PERF_SZ_1T };
-	dense_get_marked(md.container, iova, PERF_SZ_1T, 4096, bitmap,
-			 "get, 1 TiB all dirty", report_all, &arg);
-	perf_must(vfio_dirty(md.container, VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP), "STOP");
-	perf_must(vfio_unmap(md.container, iova, PERF_SZ_1T), "UNMAP 1 TiB");
-	munmap(bitmap, bytes);
-	munmap(va, PERF_SZ_1T);
-	migdev_close(&md);
 }
 
 int main(int argc, char **argv)
@@ -441,6 +325,5 @@ int main(int argc, char **argv)
 		passes = 1;
 	mdev_cases();
 	edu_cases();
-	report_cases();
 	return 0;
 }

@@ -11,7 +11,10 @@
  *    pages a command;
  *  - a GET_BITMAP over that whole mapping (a 32 MiB bitmap) with those
  *    pages dirty, once checked bit for bit against what was written: a
- *    bitmap that differs fails the program (exit 1).
+ *    bitmap that differs fails the program (exit 1);
+ *  - a GET_BITMAP over a 1 TiB mapping that a migdev-precise device
+ *    reports it wrote whole before each GET (debugfs "report"), every
+ *    bit checked, beside a memset and u64 stores of its 32 MiB bitmap.
  *
  * Output lines as vfio_dirty_perf's (see lib/include/vfio_mig_perf.h).
  * Needs a "migdev-1" mdev; without one it says so and exits 4
@@ -242,6 +245,57 @@ static void memory_case(struct migdev *md, long npages)
 	munmap(va, PERF_SZ_1T);
 }
 
+/* The device reports it wrote all of [iova, iova + size). */
+struct report_arg {
+	struct migdev *md;
+	uint64_t iova, size;
+};
+
+static void report_all(void *arg)
+{
+	struct report_arg *a = arg;
+
+	perf_must(migdev_ctl(a->md, "report", "0x%llx 0x%llx",
+			     (unsigned long long)a->iova,
+			     (unsigned long long)a->size), "report");
+}
+
+/*
+ * 1 TiB all dirty: a 1 TiB mapping of unreserved memory in the container
+ * of a migdev-precise mdev, which reports before each GET that it wrote
+ * all of it (debugfs "report": vfio_mark_dirty(), nothing touched).  6.12
+ * has no such device and cannot make 1 TiB dirty in a guest of 3 GiB: an
+ * IOMMU-backed mapping is pinned.
+ */
+static void report_case(void)
+{
+	uint64_t iova = 1ULL << 42, bytes = vfio_mig_bitmap_bytes(PERF_SZ_1T, 4096);
+	struct report_arg arg;
+	struct migdev md;
+	uint64_t *bitmap;
+	void *va;
+
+	if (migdev_open_type(&md, MIGDEV_PRECISE_TYPE, 0, -1)) {
+		printf("# SKIP 1 TiB all dirty: no usable %s mdev\n", MIGDEV_PRECISE_TYPE);
+		return;
+	}
+	va = perf_anon(PERF_SZ_1T, PROT_NONE);
+	perf_must(vfio_map(md.container, iova, va, PERF_SZ_1T), "MAP 1 TiB");
+	perf_must(vfio_dirty(md.container, VFIO_IOMMU_DIRTY_PAGES_FLAG_START), "START");
+	bitmap = perf_anon(bytes, PROT_READ | PROT_WRITE);
+	perf_memset_ref(bitmap, bytes, runs,
+			"ref: memset of the same bitmap (user space), 1 TiB",
+			"ref: u64 stores over the same bitmap (user space), 1 TiB");
+	arg = (struct report_arg){ .md = &md, .iova = iova, .size = PERF_SZ_1T };
+	perf_dense_get(md.container, iova, PERF_SZ_1T, 4096, bitmap, runs,
+		       "get, 1 TiB all dirty", report_all, &arg);
+	perf_must(vfio_dirty(md.container, VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP), "STOP");
+	perf_must(vfio_unmap(md.container, iova, PERF_SZ_1T), "UNMAP 1 TiB");
+	munmap(bitmap, bytes);
+	munmap(va, PERF_SZ_1T);
+	migdev_close(&md);
+}
+
 int main(int argc, char **argv)
 {
 	struct migdev md;
@@ -266,5 +320,6 @@ int main(int argc, char **argv)
 		memory_case(&md, n);
 	migdev_close(&md);
 	leave_cgroup();
+	report_case();
 	return 0;
 }

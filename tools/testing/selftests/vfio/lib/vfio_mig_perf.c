@@ -78,3 +78,66 @@ long perf_kernel_mem_kib(void)
 	fclose(f);
 	return seen == 2 ? sum : -1;
 }
+
+/*
+ * The references of a dense GET, each in a loop of its own (in a TCG guest
+ * a memset right after the kernel wrote the bitmap runs several times
+ * slower, which would flatter the GET): memset of its bitmap, and the
+ * same bytes written a u64 at a time, as the kernel writes bitmaps.  In a
+ * TCG guest glibc's memset of a large buffer (rep stosb) costs several
+ * times the u64 stores, so the second shows how much of that a GET hides.
+ */
+void perf_memset_ref(uint64_t *bitmap, uint64_t bytes, int runs,
+		     const char *name, const char *words_name)
+{
+	double t[PERF_MAX_RUNS];
+	uint64_t i;
+	int r;
+
+	for (r = 0; r < runs; r++) {
+		t[r] = perf_now_us();
+		memset(bitmap, 0xff, bytes);
+		t[r] = perf_now_us() - t[r];
+	}
+	perf_report(name, t, runs, 1, "us");
+	if (!words_name)
+		return;
+	for (r = 0; r < runs; r++) {
+		t[r] = perf_now_us();
+		for (i = 0; i < bytes / 8; i++) {
+			bitmap[i] = ~0ULL;
+			/* a store per word: the compiler may not make a memset */
+			asm volatile("" : : : "memory");
+		}
+		t[r] = perf_now_us() - t[r];
+	}
+	perf_report(words_name, t, runs, 1, "us");
+}
+
+/* GETs of a wholly dirty range: see vfio_mig_perf.h. */
+void perf_dense_get(int container, uint64_t iova, uint64_t size,
+		    uint64_t pgsize, uint64_t *bitmap, int runs,
+		    const char *name, void (*mark)(void *arg), void *arg)
+{
+	uint64_t bytes = vfio_mig_bitmap_bytes(size, pgsize);
+	uint64_t nbits = size / pgsize, set;
+	double t[PERF_MAX_RUNS];
+	int r;
+
+	for (r = 0; r < runs; r++) {
+		if (mark)
+			mark(arg);
+		memset(bitmap, 0, bytes);
+		t[r] = perf_now_us();
+		perf_must(vfio_get_bitmap(container, iova, size, pgsize, bitmap,
+					  bytes), name);
+		t[r] = perf_now_us() - t[r];
+		set = vfio_mig_bitmap_weight(bitmap, nbits);
+		if (set != nbits) {
+			printf("%s: %llu of %llu bits set\n", name,
+			       (unsigned long long)set, (unsigned long long)nbits);
+			exit(1);
+		}
+	}
+	perf_report(name, t, runs, 1, "us");
+}

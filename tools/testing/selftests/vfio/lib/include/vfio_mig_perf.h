@@ -36,4 +36,22 @@ void perf_must(int ret, const char *what);
  */
 long perf_kernel_mem_kib(void);
 
+/*
+ * The references of a dense GET of @bytes of bitmap, @runs times each:
+ * "@name", a memset of @bitmap, and (when @words_name is set)
+ * "@words_name", the same bytes stored a u64 at a time.
+ */
+void perf_memset_ref(uint64_t *bitmap, uint64_t bytes, int runs,
+		     const char *name, const char *words_name);
+
+/*
+ * "@name": @runs GET_BITMAPs of [@iova, @iova + @size) at @pgsize into
+ * @bitmap, zeroed before each; @mark(@arg), when set, makes the range
+ * dirty again before each.  Every bit must come back set, or the program
+ * exits 1.
+ */
+void perf_dense_get(int container, uint64_t iova, uint64_t size,
+		    uint64_t pgsize, uint64_t *bitmap, int runs,
+		    const char *name, void (*mark)(void *arg), void *arg);
+
 #endif /* __SELFTESTS_VFIO_MIG_PERF_H */
