@@ -43,6 +43,54 @@ TEST_F(pin, dma_rw_straddling_write)
 	EXPECT_PIN_REPORT();
 }
 
+/*
+ * debugfs "stride": write k lands @stride bytes after write k - 1, holds
+ * bytes 8k to 8k + 7 of the transfer and dirties its page.  A command the
+ * device refuses writes nothing; one that runs off the mapping fails with
+ * the first write that failed, and the writes before it stay.
+ */
+TEST_F(pin, stride_writes)
+{
+	const uint64_t stride = 3 * VFIO_MIG_PAGE_4K + 40, n = 20;
+	uint64_t k, j, off;
+
+	/* no write, writes that overlap, too many, a span that wraps */
+	EXPECT_EQ(-EINVAL, migdev_stride(&self->md, PIN_IOVA, 0, 8, 1));
+	EXPECT_EQ(-EINVAL, migdev_stride(&self->md, PIN_IOVA, 2, 7, 1));
+	EXPECT_EQ(-EINVAL, migdev_stride(&self->md, PIN_IOVA, MIGDEV_STRIDE_MAX + 1,
+					 8, 1));
+	EXPECT_EQ(-EINVAL, migdev_stride(&self->md, PIN_IOVA, 3, 1ULL << 63, 1));
+	EXPECT_EQ(-EINVAL, migdev_stride(&self->md, PIN_IOVA, 2, -PIN_IOVA - 4, 1));
+	for (off = 0; off < PIN_SIZE; off++)
+		ASSERT_EQ(0, self->buf[off]);
+	memset(self->want, 0, sizeof(self->want));
+	EXPECT_PIN_REPORT();
+
+	ASSERT_EQ(0, migdev_stride(&self->md, PIN_IOVA + 8, n, stride, 5));
+	for (k = 0; k < n; k++) {
+		off = 8 + k * stride;
+		for (j = 0; j < MIGDEV_STRIDE_BYTES; j++)
+			ASSERT_EQ(migdev_pattern(k * MIGDEV_STRIDE_BYTES + j, 5),
+				  self->buf[off + j]);
+		ASSERT_EQ(0, self->buf[off - 1]);
+		ASSERT_EQ(0, self->buf[off + MIGDEV_STRIDE_BYTES]);
+		want_pages(self->want, off / VFIO_MIG_PAGE_4K, 1);
+	}
+	EXPECT_PIN_REPORT();
+	EXPECT_PIN_REPORT();	/* reported once */
+
+	/* the last two pages of the mapping, then past its end */
+	off = PIN_SIZE - 2 * VFIO_MIG_PAGE_4K;
+	EXPECT_EQ(-EINVAL, migdev_stride(&self->md, PIN_IOVA + off, 4,
+					 VFIO_MIG_PAGE_4K, 9));
+	for (k = 0; k < 2; k++)
+		for (j = 0; j < MIGDEV_STRIDE_BYTES; j++)
+			ASSERT_EQ(migdev_pattern(k * MIGDEV_STRIDE_BYTES + j, 9),
+				  self->buf[off + k * VFIO_MIG_PAGE_4K + j]);
+	want_pages(self->want, PIN_PAGES - 2, 2);
+	EXPECT_PIN_REPORT();
+}
+
 /* Pin, write, unpin: the page is reported once (unpinned since the last). */
 TEST_F(pin, pin_write_unpin)
 {
