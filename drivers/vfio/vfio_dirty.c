@@ -20,7 +20,10 @@
  * mapping of any size costs nothing, an isolated dirty page costs a small
  * list and its slot in the index, and a dense chunk one bit per page.
  * Lists grow as pages become dirty and turn into a bitmap past
- * VFIO_DIRTY_LIST_MAX; an entry is freed when its chunk is clean.
+ * VFIO_DIRTY_LIST_MAX; an entry is freed when its chunk is clean.  The
+ * fast path of a repeated mark (vfio_dirty_mark_present()) keeps the last
+ * entry it looked up; every other call that may change the index forgets
+ * it on entry, so it never points at an entry that was replaced or freed.
  *
  * The run holds what is dirty as a whole: the whole mapping at START, a mark
  * of the whole mapping or of more than VFIO_DIRTY_SPLIT_MAX chunks, and a
@@ -168,6 +171,9 @@ static unsigned int vfio_dirty_list_find(const struct vfio_dirty_list *l,
 {
 	unsigned int lo = 0, hi = l->n;
 
+	/* drivers mostly mark pages in ascending order: appends take O(1) */
+	if (!hi || l->off[hi - 1] < off)
+		return hi;
 	while (lo < hi) {
 		unsigned int mid = lo + (hi - lo) / 2;
 
@@ -235,6 +241,8 @@ void vfio_dirty_init(struct vfio_dirty *d, u64 size)
 	d->npages = size >> PAGE_SHIFT;
 	d->run_start = 0;
 	d->run_end = 0;
+	d->hint = 0;
+	d->hint_entry = NULL;
 }
 EXPORT_SYMBOL_GPL(vfio_dirty_init);
 
@@ -256,6 +264,7 @@ static void vfio_dirty_free_chunks(struct vfio_dirty *d)
  */
 void vfio_dirty_destroy(struct vfio_dirty *d)
 {
+	d->hint_entry = NULL;
 	vfio_dirty_free_chunks(d);
 	d->run_start = 0;
 	d->run_end = 0;
@@ -303,6 +312,7 @@ static void vfio_dirty_set_run(struct vfio_dirty *d, u64 start, u64 end)
  */
 void vfio_dirty_mark_all(struct vfio_dirty *d)
 {
+	d->hint_entry = NULL;
 	vfio_dirty_set_run(d, 0, d->npages);
 }
 EXPORT_SYMBOL_GPL(vfio_dirty_mark_all);
@@ -393,7 +403,8 @@ static void vfio_dirty_mark_pages(struct vfio_dirty *d, u64 first, u64 last)
  * The fast path of a mark that repeats, such as a driver unpinning pages
  * it pinned before: when the range lies in the run, or in one chunk whose
  * entry can take it as it is (a bitmap, a list with room, a whole chunk),
- * marks it.  Allocates nothing.
+ * marks it.  Allocates nothing.  It keeps the entry it found (@d->hint):
+ * a driver that unpins the pages of one chunk in turn looks it up once.
  *
  * Return: true if the range is marked, false if vfio_dirty_mark() must do
  * it (nothing was changed then).
@@ -402,7 +413,7 @@ bool vfio_dirty_mark_present(struct vfio_dirty *d, u64 offset, u64 len)
 {
 	u64 first = offset >> PAGE_SHIFT, last = (offset + len - 1) >> PAGE_SHIFT;
 	unsigned long c = first >> VFIO_DIRTY_CHUNK_SHIFT;
-	struct vfio_dirty_span sp;
+	unsigned int lo, hi;
 	struct vfio_dirty_list *l;
 	void *entry;
 
@@ -410,21 +421,30 @@ bool vfio_dirty_mark_present(struct vfio_dirty *d, u64 offset, u64 len)
 		return true;
 	if (c != last >> VFIO_DIRTY_CHUNK_SHIFT)
 		return false;
-	entry = xa_load(&d->chunks, c);
-	if (!entry)
-		return false;
+	entry = c == d->hint ? d->hint_entry : NULL;
+	if (!entry) {
+		entry = xa_load(&d->chunks, c);
+		if (!entry)
+			return false;
+		d->hint = c;
+		d->hint_entry = entry;
+	}
 	if (entry == VFIO_DIRTY_FULL)
 		return true;
-	sp = vfio_dirty_span(d, c, first, last);
+	/* the range lies inside the mapping, in chunk @c */
+	lo = first - ((u64)c << VFIO_DIRTY_CHUNK_SHIFT);
+	hi = lo + (last - first);
 	if (!vfio_dirty_is_list(entry)) {
-		bitmap_set(entry, sp.lo, sp.hi - sp.lo + 1);
+		if (lo == hi)
+			__set_bit(lo, entry);
+		else
+			bitmap_set(entry, lo, hi - lo + 1);
 		return true;
 	}
 	l = xa_untag_pointer(entry);
-	if (l->n + (sp.hi - sp.lo + 1) - vfio_dirty_list_count(l, sp.lo, sp.hi) >
-	    l->cap)
+	if (l->n + (hi - lo + 1) - vfio_dirty_list_count(l, lo, hi) > l->cap)
 		return false;
-	vfio_dirty_list_put(l, l, sp.lo, sp.hi);
+	vfio_dirty_list_put(l, l, lo, hi);
 	return true;
 }
 EXPORT_SYMBOL_GPL(vfio_dirty_mark_present);
@@ -445,6 +465,7 @@ void vfio_dirty_mark(struct vfio_dirty *d, u64 offset, u64 len)
 
 	if (!len)
 		return;
+	d->hint_entry = NULL;
 	last = (offset + len - 1) >> PAGE_SHIFT;
 	/* touching the run: the run takes it in, exactly */
 	if (has_run && first <= d->run_end && last + 1 >= d->run_start) {
@@ -544,6 +565,7 @@ void vfio_dirty_clear(struct vfio_dirty *d, u64 offset, u64 len)
 	unsigned long c;
 	void *entry;
 
+	d->hint_entry = NULL;
 	if (!len || vfio_dirty_empty(d))
 		return;
 	if (!first && last == d->npages - 1) {

@@ -44,6 +44,11 @@ struct vfio_dirty_list {
  * @run_start: first page of the dirty run
  * @run_end: one past the last page of the dirty run; @run_start ==
  *	     @run_end (both 0) when there is none
+ * @hint: the chunk of @hint_entry
+ * @hint_entry: the entry of chunk @hint as vfio_dirty_mark_present() last
+ *		found it, or NULL: a lookup it skips when a driver marks the
+ *		pages of one chunk in turn; every other call that may change
+ *		@chunks forgets it
  *
  * A page is dirty when it lies in the run or its chunk's entry says so.
  */
@@ -52,6 +57,8 @@ struct vfio_dirty {
 	u64 npages;
 	u64 run_start;
 	u64 run_end;
+	unsigned long hint;
+	void *hint_entry;
 };
 
 /*

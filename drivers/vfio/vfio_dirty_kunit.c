@@ -747,6 +747,47 @@ static void tracker_mark_present(struct kunit *test)
 	trk_destroy(&t);
 }
 
+/*
+ * The fast path keeps the entry it found; every call that may replace or
+ * free that entry makes it look again, so it marks the entry there is now.
+ */
+static void tracker_mark_present_hint(struct kunit *test)
+{
+	struct trk t;
+
+	trk_init(test, &t);
+	trk_mark(&t, 5, 1);
+	KUNIT_EXPECT_TRUE(test, mark_present(&t, 5, 1));
+	trk_clear(&t, 5, 1);			/* the list is freed */
+	KUNIT_EXPECT_FALSE(test, mark_present(&t, 6, 1));
+	trk_expect(test, &t);
+	trk_mark(&t, 5, 1);
+	KUNIT_EXPECT_TRUE(test, mark_present(&t, 5, 1));
+	trk_mark(&t, 9, 2);			/* replaced by a larger list */
+	KUNIT_EXPECT_TRUE(test, mark_present(&t, 12, 1));
+	__set_bit(12, t.ub.want);
+	trk_expect(test, &t);
+	trk_mark(&t, 1000, VFIO_DIRTY_LIST_MAX);	/* by a bitmap */
+	KUNIT_EXPECT_TRUE(test, mark_present(&t, 14, 1));
+	__set_bit(14, t.ub.want);
+	trk_expect(test, &t);
+	trk_clear(&t, 0, CHUNK);		/* the bitmap is freed */
+	KUNIT_EXPECT_FALSE(test, mark_present(&t, 16, 1));
+	trk_mark(&t, 0, CHUNK);			/* a whole chunk */
+	trk_clear(&t, 3, 1);			/* split into a bitmap */
+	KUNIT_EXPECT_TRUE(test, mark_present(&t, 7, 1));
+	trk_clear(&t, 7, 1);
+	KUNIT_EXPECT_TRUE(test, mark_present(&t, 7, 1));
+	__set_bit(7, t.ub.want);
+	trk_expect(test, &t);
+	vfio_dirty_mark_all(&t.d);		/* the run: entries freed */
+	trk_clear(&t, 0, TRK_PAGES - 1);
+	KUNIT_EXPECT_FALSE(test, mark_present(&t, 7, 1));
+	bitmap_set(t.ub.want, TRK_PAGES - 1, 1);
+	trk_expect(test, &t);
+	trk_destroy(&t);
+}
+
 static unsigned long *alloc_bits_fails(void)
 {
 	return NULL;
@@ -1135,6 +1176,7 @@ static struct kunit_case vfio_dirty_tracker_cases[] = {
 	KUNIT_CASE(tracker_clear),
 	KUNIT_CASE(tracker_split_marks),
 	KUNIT_CASE(tracker_mark_present),
+	KUNIT_CASE(tracker_mark_present_hint),
 	KUNIT_CASE(tracker_no_memory_for_bits),
 	KUNIT_CASE(tracker_no_memory_for_index),
 	KUNIT_CASE(tracker_failed_report_keeps_bits),
