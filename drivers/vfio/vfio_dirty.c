@@ -171,7 +171,7 @@ static unsigned int vfio_dirty_list_find(const struct vfio_dirty_list *l,
 {
 	unsigned int lo = 0, hi = l->n;
 
-	/* drivers mostly mark pages in ascending order: appends take O(1) */
+	/* pages marked in ascending order are appended in O(1) */
 	if (!hi || l->off[hi - 1] < off)
 		return hi;
 	while (lo < hi) {
@@ -215,6 +215,24 @@ static void vfio_dirty_list_put(struct vfio_dirty_list *dst,
 	for (k = lo; k <= hi; k++)
 		dst->off[i + k - lo] = k;
 	dst->n = n - (j - i) + (hi - lo + 1);
+}
+
+/*
+ * Add the offset @off to @l in place: false when @l does not hold it and
+ * has no room for it.
+ */
+static bool vfio_dirty_list_add(struct vfio_dirty_list *l, unsigned int off)
+{
+	unsigned int i = vfio_dirty_list_find(l, off);
+
+	if (i < l->n && l->off[i] == off)
+		return true;
+	if (l->n == l->cap)
+		return false;
+	memmove(l->off + i + 1, l->off + i, (l->n - i) * sizeof(u16));
+	l->off[i] = off;
+	l->n++;
+	return true;
 }
 
 /* Take the offsets [@lo, @hi] out of @l. */
@@ -442,6 +460,8 @@ bool vfio_dirty_mark_present(struct vfio_dirty *d, u64 offset, u64 len)
 		return true;
 	}
 	l = xa_untag_pointer(entry);
+	if (lo == hi)			/* one search, one move */
+		return vfio_dirty_list_add(l, lo);
 	if (l->n + (hi - lo + 1) - vfio_dirty_list_count(l, lo, hi) > l->cap)
 		return false;
 	vfio_dirty_list_put(l, l, lo, hi);

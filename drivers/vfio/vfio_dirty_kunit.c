@@ -724,8 +724,11 @@ static void tracker_mark_present(struct kunit *test)
 	trk_mark(&t, 9, 2);			/* grown: room for six */
 	KUNIT_EXPECT_TRUE(test, mark_present(&t, 11, 1));
 	__set_bit(11, t.ub.want);
-	KUNIT_EXPECT_TRUE(test, mark_present(&t, CHUNK - 1, 1));
-	__set_bit(CHUNK - 1, t.ub.want);
+	KUNIT_EXPECT_TRUE(test, mark_present(&t, 7, 1));	/* in the middle */
+	__set_bit(7, t.ub.want);
+	/* full: a page it holds needs no room, another is refused */
+	KUNIT_EXPECT_TRUE(test, mark_present(&t, 9, 1));
+	KUNIT_EXPECT_FALSE(test, mark_present(&t, CHUNK - 1, 1));
 	KUNIT_EXPECT_FALSE(test, mark_present(&t, 20, 2));
 	trk_expect(test, &t);
 	/* a bitmap takes anything inside its chunk */
