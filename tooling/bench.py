@@ -223,8 +223,8 @@ def bench(run, boots, iboots):
         return
     iper = load_boots(run, "icount-", ("upstream", "series"), iboots)
     print()
-    print("icount: the same programs under QEMU -icount shift=0,sleep=off: the guest's")
-    print("clock advances 1 ns per instruction either vCPU executes (idle time jumps to")
+    print("icount: the same programs under QEMU -icount shift=0,sleep=off, one vCPU: the")
+    print("guest's clock advances 1 ns per instruction it executes (idle time jumps to")
     print("the next timer), so a time is a count of guest instructions")
     cases_table(iper, ("upstream", "series"), ("6.12", "series"),
                 f"case ({ICOUNT_TITLE}, {iboots} boots)")
