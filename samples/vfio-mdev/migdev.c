@@ -1340,6 +1340,18 @@ static void migdev_close(struct vfio_device *vdev)
 
 /* ---- debugfs: drive and inspect a device from the host ---- */
 
+/* A command of fewer than @size bytes from @ubuf into @buf, as a string. */
+static int migdev_dbg_command(char *buf, size_t size,
+			      const char __user *ubuf, size_t count)
+{
+	if (count >= size)
+		return -EINVAL;
+	if (copy_from_user(buf, ubuf, count))
+		return -EFAULT;
+	buf[count] = '\0';
+	return 0;
+}
+
 static ssize_t migdev_dbg_dma(struct file *file, const char __user *ubuf,
 			      size_t count, loff_t *ppos)
 {
@@ -1354,11 +1366,9 @@ static ssize_t migdev_dbg_dma(struct file *file, const char __user *ubuf,
 	u32 seed = 0, cmd;
 	int ret;
 
-	if (count >= sizeof(buf))
-		return -EINVAL;
-	if (copy_from_user(buf, ubuf, count))
-		return -EFAULT;
-	buf[count] = '\0';
+	ret = migdev_dbg_command(buf, sizeof(buf), ubuf, count);
+	if (ret)
+		return ret;
 	if (sscanf(buf, "%15s %lli %lli %i", name, &iova, &len, &seed) < 1)
 		return -EINVAL;
 	if (!strcmp(name, "stride")) {
@@ -1390,11 +1400,9 @@ static ssize_t migdev_dbg_report(struct file *file, const char __user *ubuf,
 	char buf[64];
 	int ret;
 
-	if (count >= sizeof(buf))
-		return -EINVAL;
-	if (copy_from_user(buf, ubuf, count))
-		return -EFAULT;
-	buf[count] = '\0';
+	ret = migdev_dbg_command(buf, sizeof(buf), ubuf, count);
+	if (ret)
+		return ret;
 	if (sscanf(buf, "%lli %lli", &iova, &len) != 2 || (size_t)len != len)
 		return -EINVAL;
 	if (!migdev_precise(md))
