@@ -99,8 +99,8 @@ BENCH_EXPECTED = (
     "  1 TiB), and its GET copies the mapping's whole 32 MiB bitmap whatever is dirty\n"
     'info (icount): shown here, judged on the icount figures below\n'
     '\n'
-    "icount: the same programs under QEMU -icount shift=0,sleep=off: the guest's\n"
-    'clock advances 1 ns per instruction either vCPU executes (idle time jumps to\n'
+    "icount: the same programs under QEMU -icount shift=0,sleep=off, one vCPU: the\n"
+    "guest's clock advances 1 ns per instruction it executes (idle time jumps to\n"
     'the next timer), so a time is a count of guest instructions\n'
     'case (guest us under -icount (1 us = 1000 guest instructions), 1 boots)               6.12             series  6.12/series\n'
     'get, no mappings, 1 GiB range, per call                              4 us ±0%         4.1 us ±0%       0.976x\n'
