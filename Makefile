@@ -1,7 +1,7 @@
 # VFIO migration series: project verbs.  Run as root on Debian 12; the
 # first run installs what it needs and fills the cache
 # ($${XDG_CACHE_HOME:-~/.cache}/vfio-mig, override with VFIO_MIG_CACHE).
-.PHONY: help demo test test-vm test-debug kunit selftest fuzz bench viommu build assemble vm edit refresh export clean-cache
+.PHONY: help demo test test-vm test-debug test-race coverage mutate kunit selftest fuzz bench viommu build assemble vm edit refresh export clean-cache
 
 help:
 	@sed -n 's/^## //p' $(MAKEFILE_LIST)
@@ -29,6 +29,18 @@ selftest:
 ## make test-debug    the VM tests on a KASAN/UBSAN/hung-task kernel (tooling/debug.config)
 test-debug:
 	@tooling/test --debug
+
+## make test-race     the stress test, fuzzers, pin and migration tests on a KCSAN kernel (tooling/race.config)
+test-race:
+	@tooling/test --race
+
+## make coverage      the VM tests on a gcov kernel: line/branch coverage of the series, HTML report
+coverage:
+	@tooling/test --coverage
+
+## make mutate        the mutants of tooling/mutants against the suite: score, survivors (ARGS='M01 M07')
+mutate:
+	@tooling/mutate $(ARGS)
 
 ## make fuzz         the fuzzer with a long budget (ARGS='--debug -s SEED -n STEPS -t SECONDS')
 fuzz:

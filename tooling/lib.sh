@@ -11,7 +11,7 @@ JOBS=${JOBS:-$(($(nproc) + 1))}
 
 # Debian packages the tooling needs (build, VM, tests).
 DEPS="$BASE_PKG build-essential bc bison flex libelf-dev libssl-dev cpio
-      python3 python3-docutils python3-ply python3-git ccache qemu-system-x86 qemu-utils git rsync sparse kmod procps"
+      python3 python3-docutils python3-ply python3-git ccache qemu-system-x86 qemu-utils git rsync sparse kmod procps lcov"
 
 # Debug options the bench kernels must not have (tooling/build --bench
 # checks its .config against the list; DEBUG_KERNEL alone costs nothing).
@@ -90,7 +90,8 @@ ensure_tree() {
 # Environment knobs the host passes into the test VM when they are set
 # (tooling/vm writes them into the guest's command file).
 VM_ENV_KNOBS="E2E_RUNS VIOMMU_MAPPINGS VFIO_SELFTEST_REQUIRE VFIO_STRESS_SECONDS
-	VFIO_SELFTEST_TIMEOUT VFIO_FUZZ_SEED VFIO_FUZZ_ITERS VFIO_FUZZ_SECONDS MIGDEV_KO"
+	VFIO_SELFTEST_TIMEOUT VFIO_FUZZ_SEED VFIO_FUZZ_ITERS VFIO_FUZZ_SECONDS MIGDEV_KO
+	VFIO_SELFTESTS VFIO_E2E VFIO_FIRST_FAILURE"
 
 # TAP output of a stage script, numbered from 1 in this process:
 #   tap ok|skip|fail NAME [REASON|DETAIL]; tap_plan at the end.

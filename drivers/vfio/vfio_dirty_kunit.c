@@ -541,6 +541,19 @@ static void tracker_mark_whole(struct kunit *test)
 	expect_only_run(test, &d, 0, huge - 1);
 	vfio_dirty_destroy(&d);
 	KUNIT_EXPECT_TRUE(test, vfio_dirty_empty(&d));
+
+	/*
+	 * A huge mark apart from the run, after it or before it: the run
+	 * spans both and what lies between (more reported, never less).
+	 */
+	vfio_dirty_init(&d, 1ULL << 62);
+	vfio_dirty_mark(&d, 16 * SZ_1T, 16 * SZ_1T);
+	expect_only_run(test, &d, (16 * SZ_1T) >> PAGE_SHIFT, (32 * SZ_1T) >> PAGE_SHIFT);
+	vfio_dirty_mark(&d, 64 * SZ_1T, 16 * SZ_1T);
+	expect_only_run(test, &d, (16 * SZ_1T) >> PAGE_SHIFT, (80 * SZ_1T) >> PAGE_SHIFT);
+	vfio_dirty_mark(&d, 2 * SZ_1T, 12 * SZ_1T);
+	expect_only_run(test, &d, (2 * SZ_1T) >> PAGE_SHIFT, (80 * SZ_1T) >> PAGE_SHIFT);
+	vfio_dirty_destroy(&d);
 }
 
 /*
@@ -909,6 +922,37 @@ static void expect_bits(struct kunit *test, struct trk *t, unsigned long c)
 }
 
 /*
+ * A report that fails part-way through a chunk, a list or a bitmap, when
+ * its window moves on to the chunk's next run: -EFAULT, and every bit
+ * stays for the next report.
+ */
+static void tracker_failed_report_mid_chunk(struct kunit *test)
+{
+	const u64 win = VFIO_DIRTY_WIN_BYTES * BITS_PER_BYTE;	/* pages */
+	u64 __user *ro = ubitmap_map(test, TRK_PAGES, PROT_READ);
+	struct vfio_dirty_report rep;
+	struct trk t;
+	int bits;
+
+	for (bits = 0; bits < 2; bits++) {
+		trk_init(test, &t);
+		trk_mark(&t, CHUNK + 1, bits ? VFIO_DIRTY_LIST_MAX + 1 : 1);
+		trk_mark(&t, CHUNK + 3 * win, 1);
+		if (bits)
+			expect_bits(test, &t, 1);
+		else
+			expect_list(test, &t, 1);
+		vfio_dirty_report_init(&rep, ro, TRK_IOVA,
+				       (u64)TRK_PAGES << PAGE_SHIFT, PAGE_SHIFT);
+		KUNIT_EXPECT_EQ(test, vfio_dirty_report_map(&rep, &t.d, TRK_IOVA, 0,
+							    (u64)TRK_PAGES << PAGE_SHIFT),
+				-EFAULT);
+		trk_expect(test, &t);
+		trk_destroy(&t);
+	}
+}
+
+/*
  * Scattered pages are a sorted list of offsets that grows with them (8
  * bytes for one or two) and becomes a bitmap past VFIO_DIRTY_LIST_MAX; a
  * whole chunk split by a clear becomes a list or a bitmap, whichever holds
@@ -1183,6 +1227,7 @@ static struct kunit_case vfio_dirty_tracker_cases[] = {
 	KUNIT_CASE(tracker_no_memory_for_bits),
 	KUNIT_CASE(tracker_no_memory_for_index),
 	KUNIT_CASE(tracker_failed_report_keeps_bits),
+	KUNIT_CASE(tracker_failed_report_mid_chunk),
 	{}
 };
 

@@ -3,7 +3,11 @@
 # kselftests the kselftest Makefile lists ($1/tests.list, written by
 # tooling/build), writing each one's TAP to $VM_RESULTS/kselftest/<name>.tap
 # and its exit status to <name>.exit, then both end-to-end migrations.  A
-# listed test without its binary fails.
+# listed test without its binary fails.  VFIO_SELFTESTS (names of the
+# list) and VFIO_E2E (e2e-migration, viommu-migration), when set, choose
+# fewer (make test-race).  VFIO_FIRST_FAILURE=FILE stops at the first
+# failure, KUnit's at boot included, and writes what failed to FILE (make
+# mutate).
 #
 #   selftests.sh KSFT_DIR               all of them
 #   selftests.sh KSFT_DIR NAME [ARGS]   one kselftest binary, ARGS to its
@@ -16,6 +20,20 @@ only=${1:-}
 out=$VM_RESULTS/kselftest
 mkdir -p "$out"
 . "$(dirname "$0")/require.sh"
+
+# make mutate: the first failure ends the run
+first_failure() {	# first_failure WHAT TAP
+	[ -n "${VFIO_FIRST_FAILURE:-}" ] || return 0
+	{ echo "$1"; grep -m1 -E '^ *not ok' "$2" 2>/dev/null; } > "$VFIO_FIRST_FAILURE"
+	exit 0
+}
+if [ -n "${VFIO_FIRST_FAILURE:-}" ]; then
+	dmesg > "$out/kunit.log"
+	if grep -qE '^\[[ 0-9.]+\] +not ok [0-9]+ ' "$out/kunit.log"; then
+		t=$(grep -m1 -E '^\[[ 0-9.]+\] +not ok [0-9]+ ' "$out/kunit.log" | sed -E 's/.*not ok [0-9]+ //')
+		first_failure "kunit $t" /dev/null
+	fi
+fi
 
 # the migdev module, when it is one, is built beside the kselftests (the
 # debug run passes the debug kernel's)
@@ -49,6 +67,7 @@ run_test() {	# run_test NAME [ARGS...]
 	else
 		grep -E '^(not )?ok |^1\.\.0' "$out/$name.tap"
 	fi
+	[ "$(cat "$out/$name.exit")" = 0 ] || first_failure "kselftest $name" "$out/$name.tap"
 }
 
 if [ -n "$only" ]; then
@@ -57,23 +76,30 @@ if [ -n "$only" ]; then
 fi
 
 [ -s "$ksft/tests.list" ] || { echo "no $ksft/tests.list (tooling/build writes it)"; exit 1; }
-while read -r name; do
+for name in ${VFIO_SELFTESTS-$(cat "$ksft/tests.list")}; do
 	run_test "$name"
-done < "$ksft/tests.list"
+done
+e2e=${VFIO_E2E-e2e-migration viommu-migration}
 
 # End to end: live migration by QEMU 7.2 with the migdev sample device
+if [[ " $e2e " == *" e2e-migration "* ]]; then
 echo "== e2e-migration"
 timeout 900 python3 "$(dirname "$0")/e2e-migration.py" --runs "${E2E_RUNS:-1}" --guest "$ksft/e2e-guest.elf" \
 	--tap "$out/e2e-migration.tap" > "$out/e2e-migration.log" 2>&1
 echo $? > "$out/e2e-migration.exit"
 cat "$out/e2e-migration.log"
+[ "$(cat "$out/e2e-migration.exit")" = 0 ] || first_failure e2e-migration "$out/e2e-migration.tap"
+fi
 
 # Behind a vIOMMU: QEMU's per-mapping GET_BITMAP and unmap-with-bitmap
 # paths, at a size for the test run (tooling/viommu runs the full one)
+if [[ " $e2e " == *" viommu-migration "* ]]; then
 echo "== viommu-migration"
 timeout 900 python3 "$(dirname "$0")/viommu-migration.py" --guest "$ksft/viommu-guest.elf" \
 	--stats "$ksft/ioctl-stats.so" -n "${VIOMMU_MAPPINGS:-1000}" -r 2 \
 	--tap "$out/viommu-migration.tap" > "$out/viommu-migration.log" 2>&1
 echo $? > "$out/viommu-migration.exit"
 cat "$out/viommu-migration.log"
+[ "$(cat "$out/viommu-migration.exit")" = 0 ] || first_failure viommu-migration "$out/viommu-migration.tap"
+fi
 exit 0
