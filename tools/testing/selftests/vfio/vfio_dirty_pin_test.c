@@ -410,6 +410,7 @@ TEST_F(pin, dma_refused_unless_running)
 					     (unsigned long long)PIN_IOVA));
 		EXPECT_EQ(-EBUSY, migdev_ctl(&self->md, "dma", "keep 0x%llx 4 0",
 					     (unsigned long long)PIN_IOVA));
+		EXPECT_EQ(-EBUSY, migdev_stride(&self->md, PIN_IOVA, 2, 4096, 0));
 		EXPECT_EQ(0, migdev_pinned(&self->md));
 		EXPECT_EQ(-EBUSY, bar0_write(&self->md, MIGDEV_REG_DMA_CMD, MIGDEV_CMD_WRITE_RW,
 					     4));

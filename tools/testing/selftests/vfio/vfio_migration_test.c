@@ -110,6 +110,60 @@ TEST_F(mig, region_and_device_info)
 	EXPECT_EQ(0, mig_read64(&self->a, MIGDEV_HDR_PENDING));
 }
 
+/*
+ * What migdev does not have: no interrupt vector behind INTx, no error or
+ * request interrupt, no vfio-pci ioctl beyond the basic ones.
+ */
+TEST_F(mig, irqs_and_unknown_ioctls)
+{
+	struct vfio_irq_info irq = {
+		.argsz = sizeof(irq), .index = VFIO_PCI_INTX_IRQ_INDEX,
+	};
+	struct vfio_device_ioeventfd ioeventfd = { .argsz = sizeof(ioeventfd) };
+
+	ASSERT_EQ(0, ioctl(self->a.fd, VFIO_DEVICE_GET_IRQ_INFO, &irq));
+	EXPECT_EQ(VFIO_IRQ_INFO_EVENTFD, irq.flags);
+	EXPECT_EQ(0, irq.count);
+	irq.index = VFIO_PCI_ERR_IRQ_INDEX;
+	EXPECT_EQ(-1, ioctl(self->a.fd, VFIO_DEVICE_GET_IRQ_INFO, &irq));
+	EXPECT_EQ(EINVAL, errno);
+	EXPECT_EQ(-1, ioctl(self->a.fd, VFIO_DEVICE_IOEVENTFD, &ioeventfd));
+	EXPECT_EQ(ENOTTY, errno);
+}
+
+/*
+ * User memory that faults: a region write from it and region info whose
+ * capability chain cannot be written are EFAULT, and change nothing.
+ */
+TEST_F(mig, user_memory_faults)
+{
+	long pg = sysconf(_SC_PAGESIZE);
+	struct vfio_region_info *ri;
+	uint8_t *mem;
+
+	mem = mmap(NULL, 2 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, mem);
+	ASSERT_EQ(0, mprotect(mem + pg, pg, PROT_NONE));
+	/* a bulk write (bounced) from memory that is not there */
+	EXPECT_EQ(-1, pwrite(self->a.fd, mem + pg, 16, self->a.mig + self->a.mmap_offset));
+	EXPECT_EQ(EFAULT, errno);
+	EXPECT_EQ(MIGDEV_V1_RUNNING, mig_state(&self->a));
+	/* the info fits, its capabilities fall on the page that is not there */
+	ri = (struct vfio_region_info *)(mem + pg - sizeof(*ri));
+	memset(ri, 0, sizeof(*ri));
+	ri->argsz = sizeof(*ri) + 256;
+	ri->index = self->a.mig >> 40;
+	EXPECT_EQ(-1, ioctl(self->a.fd, VFIO_DEVICE_GET_REGION_INFO, ri));
+	EXPECT_EQ(EFAULT, errno);
+	/* the same with room for them: the migration region and its caps */
+	ASSERT_EQ(0, mprotect(mem + pg, pg, PROT_READ | PROT_WRITE));
+	ri->argsz = sizeof(*ri) + 256;
+	ASSERT_EQ(0, ioctl(self->a.fd, VFIO_DEVICE_GET_REGION_INFO, ri));
+	EXPECT_EQ(self->a.mig_size, ri->size);
+	EXPECT_TRUE(ri->flags & VFIO_REGION_INFO_FLAG_CAPS);
+	munmap(mem, 2 * pg);
+}
+
 /* Every transition a VMM performs; each read back. */
 TEST_F(mig, legal_transitions)
 {
