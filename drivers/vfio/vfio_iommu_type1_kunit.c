@@ -358,6 +358,34 @@ static void vfio_type1_test_precise_pins(struct kunit *test)
 }
 
 /*
+ * A pin that fails part-way (its second page lies past the mapping) gives
+ * back what it took, precise or not: no page stays pinned, and none is
+ * dirty, since the driver never had it.
+ */
+static void vfio_type1_test_pin_unwind(struct kunit *test)
+{
+	struct vfio_type1_test *t = vfio_type1_test_setup(test, 1);
+	u64 __user *ubits = vfio_type1_test_precise_setup(test, t);
+	struct vfio_iommu *iommu = t->iommu;
+	struct page *pages[2];
+	struct vfio_dma *dma;
+	int precise;
+
+	for (precise = 0; precise < 2; precise++) {
+		KUNIT_EXPECT_EQ(test, -EINVAL,
+				vfio_iommu_type1_pin_pages(iommu, t->grp,
+							   PRECISE_IOVA + 3 * PAGE_SIZE, 2,
+							   IOMMU_READ | IOMMU_WRITE,
+							   precise, pages));
+		mutex_lock(&iommu->lock);
+		dma = vfio_find_dma(iommu, PRECISE_IOVA, PAGE_SIZE);
+		KUNIT_EXPECT_TRUE(test, dma && RB_EMPTY_ROOT(&dma->pfn_list));
+		mutex_unlock(&iommu->lock);
+		KUNIT_EXPECT_EQ(test, 0x0ULL, vfio_type1_test_report(test, t, ubits));
+	}
+}
+
+/*
  * A report of a range that is not all mapped and writable is refused
  * whole: nothing is marked.  With tracking off, nothing is recorded.
  */
@@ -703,6 +731,7 @@ static struct kunit_case vfio_type1_test_cases[] = {
 	KUNIT_CASE(vfio_type1_test_no_wrap),
 	KUNIT_CASE(vfio_type1_test_huge_split),
 	KUNIT_CASE(vfio_type1_test_precise_pins),
+	KUNIT_CASE(vfio_type1_test_pin_unwind),
 	KUNIT_CASE(vfio_type1_test_precise_bad_marks),
 	KUNIT_CASE(vfio_type1_test_precise_sync),
 	KUNIT_CASE(vfio_type1_test_sync_unpinned),
