@@ -162,8 +162,8 @@ def main():
     changed = {}
     for rel in TABLE:
         ch = changed_lines(base, tree, rel)
-        if ch is None or rel not in files:
-            continue
+        if not ch or rel not in files:
+            continue        # added by the series (above), or not changed
         changed[rel] = ch
         lines.append(row(rel, figures(files[rel], ch), with_fn=False))
 
@@ -176,7 +176,7 @@ def main():
             bad += 1
             tap.append(f'not ok {len(tap) + 1} {rel}: no coverage data')
             continue
-        only = changed.get(rel) if scope == 'changed' else None
+        only = changed.get(rel, set()) if scope == 'changed' else None
         lh, lf, bh, bf, _fh, _ff = figures(files[rel], only)
         what = 'of the lines the series adds or changes' if scope == 'changed' else 'of the lines'
         got = 100.0 * lh / lf if lf else 100.0

@@ -120,16 +120,18 @@ def run_one(m, tree, mout, ksft, rundir):
         # the first failing test (a splat it caused is in the run directory)
         what = [ln.strip() for ln in open(killed) if ln.strip()]
         return 'killed', ': '.join(what[:2])[:160], took
+    splat = open(os.path.join(run, 'splat.txt'), errors='replace').read() \
+        if os.path.exists(os.path.join(run, 'splat.txt')) else ''
+    first = next((ln for ln in splat.splitlines()
+                  if re.search(r'BUG|WARNING|Oops|KASAN|kmemleak|locking|blocked|panic', ln)), '')
+    first = re.sub(r'^\[[ 0-9.]+\] ', '', first).strip()[:100]
     if v.returncode == 125:
-        splat = open(os.path.join(run, 'splat.txt'), errors='replace').read() \
-            if os.path.exists(os.path.join(run, 'splat.txt')) else ''
-        first = next((ln for ln in splat.splitlines()
-                      if re.search(r'BUG|WARNING|Oops|KASAN|kmemleak|locking|blocked', ln)), '')
-        return 'killed', 'kernel splat: ' + re.sub(r'^\[[ 0-9.]+\] ', '', first).strip()[:100], took
+        return 'killed', 'kernel splat: ' + first, took
     if v.returncode == 124:
         return 'killed', 'hang: the VM did not finish in 900 s', took
     if v.returncode:
-        return 'killed', f'the guest never finished (VM exit {v.returncode})', took
+        return 'killed', f'the guest never finished (VM exit {v.returncode})' + \
+            (f', kernel splat: {first}' if first else ''), took
     return 'survived', '', took
 
 
