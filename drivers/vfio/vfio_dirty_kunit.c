@@ -923,8 +923,9 @@ static void expect_bits(struct kunit *test, struct trk *t, unsigned long c)
 
 /*
  * A report that fails part-way through a chunk, a list or a bitmap, when
- * its window moves on to the chunk's next run: -EFAULT, and every bit
- * stays for the next report.
+ * its window moves on to the chunk's next run, or that fails writing the
+ * whole words of a run straight to the user: -EFAULT, and every bit stays
+ * for the next report.
  */
 static void tracker_failed_report_mid_chunk(struct kunit *test)
 {
@@ -932,15 +933,19 @@ static void tracker_failed_report_mid_chunk(struct kunit *test)
 	u64 __user *ro = ubitmap_map(test, TRK_PAGES, PROT_READ);
 	struct vfio_dirty_report rep;
 	struct trk t;
-	int bits;
+	int kind;
 
-	for (bits = 0; bits < 2; bits++) {
+	for (kind = 0; kind < 3; kind++) {
 		trk_init(test, &t);
-		trk_mark(&t, CHUNK + 1, bits ? VFIO_DIRTY_LIST_MAX + 1 : 1);
-		trk_mark(&t, CHUNK + 3 * win, 1);
-		if (bits)
+		if (kind < 2) {
+			trk_mark(&t, CHUNK + 1, kind ? VFIO_DIRTY_LIST_MAX + 1 : 1);
+			trk_mark(&t, CHUNK + 3 * win, 1);
+		} else {
+			trk_mark(&t, CHUNK, CHUNK);
+		}
+		if (kind == 1)
 			expect_bits(test, &t, 1);
-		else
+		else if (!kind)
 			expect_list(test, &t, 1);
 		vfio_dirty_report_init(&rep, ro, TRK_IOVA,
 				       (u64)TRK_PAGES << PAGE_SHIFT, PAGE_SHIFT);
