@@ -158,7 +158,7 @@ def main():
     for rel in TABLE:
         if rel in files:
             lines.append(row(rel, figures(files[rel])))
-    lines += ['', '== the lines the series adds or changes in files of 6.12', head[:56]]
+    lines += ['', '== the lines the series adds or changes in files of 6.12', head[:73]]
     changed = {}
     for rel in TABLE:
         ch = changed_lines(base, tree, rel)

@@ -470,6 +470,33 @@ TEST_F(mixed, scope_detach_reports_once)
 	EXPECT_EQ(0, bitmap[0]);
 }
 
+/*
+ * The IOMMU-backed group back in a container that kept its mappings: type1
+ * maps them for it (replays them into its new domain), and every mapped
+ * page is dirty at every report again.
+ */
+TEST_F(mixed, iommu_group_back_replays_mappings)
+{
+	uint64_t bitmap[1];
+	int i;
+
+	detach_edu(_metadata, &self->edu);
+	bitmap[0] = 0;
+	ASSERT_EQ(0, vfio_get_bitmap(self->container, MAP_IOVA, MAP_SIZE,
+				     VFIO_MIG_PAGE_4K, bitmap, 8));
+	EXPECT_EQ(~0ULL, bitmap[0]);		/* once, for the group that left */
+	ASSERT_EQ(0, vfio_add_group(self->container, edu_group(), &self->edu));
+	for (i = 0; i < 2; i++) {
+		bitmap[0] = 0;
+		ASSERT_EQ(0, vfio_get_bitmap(self->container, MAP_IOVA, MAP_SIZE,
+					     VFIO_MIG_PAGE_4K, bitmap, 8));
+		EXPECT_EQ(~0ULL, bitmap[0]);
+	}
+	/* mapped for the group: a second MAP of the range is refused */
+	EXPECT_EQ(-EEXIST, vfio_map(self->container, MAP_IOVA, self->buf, MAP_SIZE));
+	EXPECT_EQ(0, vfio_unmap(self->container, MAP_IOVA, MAP_SIZE));
+}
+
 /* STOP forgets the once-dirty pages; a new START starts clean. */
 TEST_F(mixed, stop_forgets)
 {
