@@ -836,6 +836,72 @@ TEST_F(precise, kept_write_reported_once)
 	EXPECT_PIN_REPORT();
 }
 
+#define FRESH_UUID	"6a0a2a3e-0000-4000-8000-00000000d0ff"
+
+/*
+ * A migdev-precise instance created for the test: no pin was ever counted
+ * on it, so what the container counts is all there is.
+ */
+FIXTURE(fresh) {
+	struct migdev md;
+	uint8_t *buf;
+	uint64_t bitmap[PIN_WORDS];
+	uint64_t want[PIN_WORDS];
+	bool created;
+};
+
+FIXTURE_SETUP(fresh)
+{
+	char uuid[64];
+	int nth, ret;
+
+	self->md.fd = -1;
+	self->md.group = -1;
+	self->md.container = -1;
+	self->buf = MAP_FAILED;
+	ret = sysfs_write("/sys/class/mdev_bus/migdev/mdev_supported_types/"
+			  MIGDEV_PRECISE_TYPE "/create", FRESH_UUID);
+	if (ret == -ENOENT)
+		SKIP(return, "migdev: no " MIGDEV_PRECISE_TYPE " type");
+	ASSERT_EQ(0, ret);
+	self->created = true;
+	uuid[0] = 0;
+	for (nth = 0; vfio_find_mdev_group(MIGDEV_PRECISE_TYPE, nth, uuid,
+					   sizeof(uuid)) >= 0; nth++)
+		if (!strcmp(uuid, FRESH_UUID))
+			break;
+	ASSERT_EQ(0, strcmp(uuid, FRESH_UUID));
+	ASSERT_EQ(0, migdev_open_type(&self->md, MIGDEV_PRECISE_TYPE, nth, -1));
+	memset(self->want, 0, sizeof(self->want));
+	self->buf = map_tracked(_metadata, self->md.container);
+}
+
+FIXTURE_TEARDOWN(fresh)
+{
+	migdev_close(&self->md);
+	if (self->buf != MAP_FAILED)
+		munmap(self->buf, PIN_SIZE);
+	if (self->created)
+		sysfs_write("/sys/bus/mdev/devices/" FRESH_UUID "/remove", "1");
+}
+
+/*
+ * The device's first pins ever: the container counts them, so GET_BITMAP
+ * asks the driver, and the write waiting in its log is in the very next
+ * report.
+ */
+TEST_F(fresh, first_pins_are_counted)
+{
+	ASSERT_EQ(0, dma(&self->md, "keep", 20, 0, 4 * VFIO_MIG_PAGE_4K, 0));
+	ASSERT_EQ(0, dma(&self->md, "kept", 21, 8, 16, 3));
+	EXPECT_EQ(1, migdev_read(&self->md, "logged"));
+	want_pages(self->want, 21, 1);
+	EXPECT_PIN_REPORT();
+	EXPECT_EQ(0, migdev_read(&self->md, "logged"));
+	ASSERT_EQ(0, dma(&self->md, "release", 0, 0, 0, 0));
+	EXPECT_PIN_REPORT();
+}
+
 /*
  * Seventeen writes: the log holds sixteen, so the driver reports them from
  * its work item, without being asked, and the last one when asked.
