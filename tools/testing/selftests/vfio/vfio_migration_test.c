@@ -332,6 +332,38 @@ TEST_F(mig, save_and_resume_byte_for_byte)
 }
 
 /*
+ * pending_bytes is what the stream still holds: with the device idle, the
+ * chunks read until it reaches 0 add up to it, in pre-copy (every block)
+ * and in stop-and-copy (the registers and the end record).
+ */
+TEST_F(mig, pending_bytes_counts_the_whole_stream)
+{
+	static const uint32_t states[] = {
+		MIGDEV_V1_SAVING | MIGDEV_V1_RUNNING, MIGDEV_V1_SAVING,
+	};
+	uint64_t pending, total;
+	unsigned int i, chunks;
+	int64_t n;
+
+	for (i = 0; i < ARRAY_SIZE(states); i++) {
+		ASSERT_EQ(0, mig_set_state(&self->a, states[i]));
+		pending = mig_read64(&self->a, MIGDEV_HDR_PENDING);
+		EXPECT_LT(0, pending);
+		total = 0;
+		for (chunks = 0; mig_read64(&self->a, MIGDEV_HDR_PENDING) && chunks < 1024;
+		     chunks++) {
+			n = save_chunk(&self->a, self->stream, &self->len, NULL);
+			ASSERT_LT(0, n);
+			total += n;
+		}
+		EXPECT_EQ(pending, total) {
+			ksft_print_msg("state %u: %u chunks\n", states[i], chunks);
+		}
+	}
+	ASSERT_EQ(0, mig_set_state(&self->a, MIGDEV_V1_STOP));
+}
+
+/*
  * Reads without side effects: data_offset and data_size twice give the
  * same chunk until pending_bytes acknowledges it; pending_bytes twice
  * gives the same.  A short read of the data leaves the protocol working.
@@ -399,6 +431,8 @@ TEST_F(mig, error_state_and_reset)
 	EXPECT_EQ(MIGDEV_V1_SAVING | MIGDEV_V1_RESUMING, mig_state(&self->b));
 	EXPECT_EQ(-EIO, mig_set_state(&self->b, MIGDEV_V1_RUNNING));
 	EXPECT_EQ(-EIO, mig_set_state(&self->b, MIGDEV_V1_STOP));
+	EXPECT_EQ(-EIO, mig_set_state(&self->b, MIGDEV_V1_SAVING));
+	EXPECT_EQ(-EIO, mig_set_state(&self->b, MIGDEV_V1_RESUMING));
 	EXPECT_EQ(MIGDEV_V1_SAVING | MIGDEV_V1_RESUMING, mig_state(&self->b));
 	ASSERT_EQ(0, ioctl(self->b.fd, VFIO_DEVICE_RESET));
 	EXPECT_EQ(MIGDEV_V1_RUNNING, mig_state(&self->b));
