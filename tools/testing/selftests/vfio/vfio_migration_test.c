@@ -332,6 +332,34 @@ TEST_F(mig, save_and_resume_byte_for_byte)
 }
 
 /*
+ * A stream whose first record, a block, names the block past the last
+ * (migdev's records: le32 type, le32 arg; type 1 is a block of
+ * MIGDEV_BLOCK bytes numbered by arg, bit 31 starts a stream): EINVAL, the
+ * error state, and the destination's state is untouched.
+ */
+TEST_F(mig, forged_block_index_refused)
+{
+	uint32_t rec[2];
+
+	ASSERT_EQ(0, mig_set_state(&self->a, MIGDEV_V1_SAVING));
+	ASSERT_EQ(0, save_rest(&self->a, self->stream, &self->len));
+	ASSERT_EQ(0, mig_set_state(&self->a, MIGDEV_V1_STOP));
+	memcpy(rec, self->stream + 8, sizeof(rec));
+	ASSERT_EQ((1U << 31) | 1, rec[0]);	/* the first record, a block */
+	ASSERT_GT(MIGDEV_BLOCKS, rec[1]);
+	rec[1] = MIGDEV_BLOCKS;
+	memcpy(self->stream + 8, rec, sizeof(rec));
+
+	ASSERT_EQ(0, migdev_state(&self->b, self->sb));
+	ASSERT_EQ(0, mig_set_state(&self->b, MIGDEV_V1_RESUMING));
+	EXPECT_EQ(-EINVAL, migdev_resume(&self->b, self->stream, self->len));
+	EXPECT_EQ(MIGDEV_V1_SAVING | MIGDEV_V1_RESUMING, mig_state(&self->b));
+	ASSERT_EQ(0, migdev_state(&self->b, self->sa));
+	EXPECT_EQ(0, memcmp(self->sa, self->sb, MIGDEV_STATE_BYTES));
+	ASSERT_EQ(0, ioctl(self->b.fd, VFIO_DEVICE_RESET));
+}
+
+/*
  * pending_bytes is what the stream still holds: with the device idle, the
  * chunks read until it reaches 0 add up to it, in pre-copy (every block)
  * and in stop-and-copy (the registers and the end record).
