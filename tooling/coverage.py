@@ -23,8 +23,6 @@ import shutil
 import subprocess
 import sys
 
-TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
 # file (path in the tree) -> (goal in %, of 'all' lines or the 'changed' ones)
 GOALS = [
     ('drivers/vfio/vfio_dirty.c', 100.0, 'all'),
